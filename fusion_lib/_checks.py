@@ -1,0 +1,172 @@
+"""Framework-free input validation shared by the torch (NCHW) and Keras (NHWC) halves.
+
+Every check works on plain shape tuples, so both halves raise the same `ValueError`
+text for the same mistake, only with the axes and the fix written in their own layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the channel axis lives, and how to fix a tensor given in the other layout."""
+
+    name: str  # "NCHW" or "NHWC"
+    channel_axis: int
+    spatial_axes: tuple[int, int]
+    add_batch_axis: str
+    from_other_layout: str
+
+    @property
+    def other(self) -> str:
+        return "NHWC" if self.name == "NCHW" else "NCHW"
+
+
+NCHW = Layout("NCHW", 1, (2, 3), "x.unsqueeze(0)", "x.permute(0, 3, 1, 2)")
+NHWC = Layout("NHWC", 3, (1, 2), "x[None]", "keras.ops.transpose(x, (0, 2, 3, 1))")
+
+
+def shape_str(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def same_size(a, b) -> bool:
+    """Sizes agree; None (an unknown size, e.g. a symbolic Keras batch axis) agrees with any."""
+    return a is None or b is None or a == b
+
+
+def same_shape(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(same_size(x, y) for x, y in zip(a, b))
+
+
+def as_tensor_list(op: str, xs, *, min_count: int = 2) -> list:
+    """Accept a list or tuple of tensors, as `keras.layers.Concatenate` does."""
+    if hasattr(xs, "shape") and not isinstance(xs, (list, tuple)):
+        raise ValueError(
+            f"{op} takes a list of tensors, e.g. fuse([x1, x2]); got a single tensor of shape "
+            f"{shape_str(xs.shape)}."
+        )
+    xs = list(xs)
+    if len(xs) < min_count:
+        raise ValueError(f"{op} needs at least {min_count} tensors to fuse; got {len(xs)}.")
+    return xs
+
+
+def check_rank4(op: str, shapes: list[tuple], layout: Layout) -> None:
+    for i, s in enumerate(shapes):
+        if len(s) != 4:
+            hint = f" Add the batch axis with {layout.add_batch_axis}." if len(s) == 3 else ""
+            raise ValueError(
+                f"{op} expects 4-D {layout.name} tensors; input {i} has shape {shape_str(s)} "
+                f"(rank {len(s)}).{hint}"
+            )
+
+
+def _looks_like_other_layout(shapes: list[tuple], layout: Layout) -> bool:
+    """True when the shapes agree everywhere except on the *other* layout's channel axis."""
+    other_c = 3 if layout.name == "NCHW" else 1
+    keep = [a for a in range(4) if a != other_c]
+    first = shapes[0]
+    same_elsewhere = all(all(same_size(s[a], first[a]) for a in keep) for s in shapes)
+    differs_there = any(not same_size(s[other_c], first[other_c]) for s in shapes)
+    return same_elsewhere and differs_there
+
+
+def _layout_hint(layout: Layout) -> str:
+    return (
+        f" The input looks {layout.other} (channels {'last' if layout.other == 'NHWC' else 'first'}); "
+        f"this half expects {layout.name}: convert with {layout.from_other_layout}."
+    )
+
+
+def check_all_but_channels(op: str, shapes: list[tuple], layout: Layout) -> None:
+    """Batch and spatial sizes must agree (concatenation, or addition after 1x1 projections)."""
+    check_rank4(op, shapes, layout)
+    first = shapes[0]
+    for i, s in enumerate(shapes[1:], start=1):
+        h0, w0 = (first[a] for a in layout.spatial_axes)
+        h, w = (s[a] for a in layout.spatial_axes)
+        if same_size(s[0], first[0]) and same_size(h, h0) and same_size(w, w0):
+            continue
+        msg = (
+            f"{op} needs equal batch and spatial sizes (every axis but C, axis {layout.channel_axis} "
+            f"of {layout.name}); got {shape_str(first)} and {shape_str(s)} (input 0 vs {i})."
+        )
+        if _looks_like_other_layout(shapes, layout):
+            raise ValueError(msg + _layout_hint(layout))
+        if not same_size(s[0], first[0]):
+            raise ValueError(msg + " Batch sizes differ.")
+        raise ValueError(
+            msg + f" Spatial sizes {h0}x{w0} vs {h}x{w} differ: resize the coarser map "
+            "(interpolate) or crop the larger one (center_crop) first."
+        )
+
+
+def check_same_shapes(op: str, shapes: list[tuple], layout: Layout) -> None:
+    """Element-wise merges need identical shapes."""
+    check_rank4(op, shapes, layout)
+    first = shapes[0]
+    c = layout.channel_axis
+    for i, s in enumerate(shapes[1:], start=1):
+        if same_shape(s, first):
+            continue
+        msg = f"{op} needs identical shapes; got {shape_str(first)} and {shape_str(s)} (input 0 vs {i})."
+        if _looks_like_other_layout(shapes, layout):
+            raise ValueError(msg + _layout_hint(layout))
+        spatial_same = all(same_size(s[a], first[a]) for a in layout.spatial_axes)
+        if spatial_same and same_size(s[0], first[0]):
+            chans = [sh[c] for sh in shapes]
+            raise ValueError(
+                msg + f" Channel counts {chans} differ: project with a 1x1 conv first, e.g. "
+                f"{op}(in_channels={chans}, out_channels={max(chans)})."
+            )
+        raise ValueError(
+            msg + " Spatial sizes differ: resize the coarser map (interpolate) or crop the larger "
+            "one (center_crop) first."
+        )
+
+
+def check_channels(op: str, shapes: list[tuple], expected: list[int], layout: Layout) -> None:
+    """Each input i must carry expected[i] channels on the layout's channel axis."""
+    check_rank4(op, shapes, layout)
+    if len(shapes) != len(expected):
+        raise ValueError(
+            f"{op} was built for {len(expected)} inputs (in_channels={list(expected)}); "
+            f"got {len(shapes)}."
+        )
+    c = layout.channel_axis
+    other_c = 3 if c == 1 else 1
+    for i, (s, e) in enumerate(zip(shapes, expected)):
+        if not same_size(s[c], e):
+            msg = (
+                f"{op}: input {i} has shape {shape_str(s)}, i.e. {s[c]} channels on axis {c} of "
+                f"{layout.name}, but in_channels[{i}] = {e}."
+            )
+            if s[other_c] == e:
+                msg += _layout_hint(layout)
+            raise ValueError(msg)
+
+
+def center_crop_box(x_shape: tuple, target_hw: tuple[int, int], layout: Layout) -> tuple[int, int, int, int]:
+    """(top, left, h, w) of the centred window of size target_hw, as U-Net crops: offset (H - h) // 2."""
+    check_rank4("center_crop", [x_shape], layout)
+    H, W = (x_shape[a] for a in layout.spatial_axes)
+    h, w = (int(d) for d in target_hw)
+    if H is None or W is None:
+        raise ValueError(f"center_crop needs known spatial sizes; got {shape_str(x_shape)}.")
+    if h > H or w > W:
+        raise ValueError(
+            f"center_crop cannot crop a {H}x{W} map (shape {shape_str(x_shape)}, {layout.name}) to "
+            f"{h}x{w}: the target is larger. Pad the smaller map instead (UNetSkipMerge(mode='pad'))."
+        )
+    return (H - h) // 2, (W - w) // 2, h, w
+
+
+def pad_amounts(small_hw: tuple[int, int], big_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) zero padding that centres a small map inside a big one."""
+    (h, w), (H, W) = small_hw, big_hw
+    if h > H or w > W:
+        raise ValueError(f"cannot pad a {h}x{w} map to the smaller {H}x{W}; crop it instead.")
+    return (H - h) // 2, (H - h) - (H - h) // 2, (W - w) // 2, (W - w) - (W - w) // 2

@@ -1,0 +1,68 @@
+"""Seeding and the environment report that every chapter prints in its setup cell.
+
+Neither function imports a framework that is not installed, and importing this module
+imports neither torch nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import random
+import sys
+from importlib import metadata
+
+import numpy as np
+
+
+def _installed(module: str) -> bool:
+    return module in sys.modules or importlib.util.find_spec(module) is not None
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy, and PyTorch / TensorFlow (Keras) where they are installed.
+
+    Seeded CPU training in either framework is bit-for-bit repeatable on one machine;
+    the book prints rounded numbers so that the outputs also survive another CPU.
+    """
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    if _installed("torch"):
+        import torch
+
+        torch.manual_seed(seed)
+    if _installed("keras"):
+        import keras
+
+        keras.utils.set_random_seed(seed)  # seeds python, numpy and the TF backend
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _device() -> str:
+    if "torch" in sys.modules or _installed("torch"):
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda ({torch.cuda.get_device_name(0)})"
+    return "cpu"
+
+
+def environment_report() -> str:
+    """One line naming the versions and the device this chapter ran with."""
+    from fusion_lib import __version__
+
+    parts = [f"fusion_lib {__version__}", f"Python {platform.python_version()}", f"numpy {np.__version__}"]
+    for label, dists in (("torch", ["torch"]), ("tensorflow", ["tensorflow", "tensorflow-cpu"]), ("keras", ["keras"])):
+        v = next((_version(d) for d in dists if _version(d)), None)
+        if v:
+            parts.append(f"{label} {v}")
+    parts.append(f"device {_device()}")
+    return " | ".join(parts)

@@ -1,0 +1,115 @@
+"""Automatic checks for the chapters' exercises.
+
+Each `check_*` function calls the reader's function on several inputs and compares with a
+reference. It prints a confirmation and returns True when every case passes, raises
+AssertionError with a message that says which case failed and why, and, when the reader's
+function still raises NotImplementedError, prints what to do and returns False (so an
+untouched exercise cell never shows an error). Framework-free: everything is NumPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _attempt(fn, *args):
+    """Call fn; None means 'not attempted yet'."""
+    try:
+        return fn(*args), True
+    except NotImplementedError:
+        print(f"Not attempted yet: replace the `raise NotImplementedError` in `{fn.__name__}` and run this cell again.")
+        return None, False
+
+
+def _done(message: str) -> bool:
+    print(f"Correct: {message}")
+    return True
+
+
+def check_to_channels_last(fn) -> bool:
+    """Exercise (introduction): fn(x) turns an NCHW array into NHWC, keeping every value in place."""
+    rng = np.random.default_rng(0)
+    for shape in [(1, 3, 2, 2), (2, 5, 4, 3), (3, 1, 7, 1)]:
+        x = rng.normal(size=shape)
+        got, attempted = _attempt(fn, x)
+        if not attempted:
+            return False
+        got = np.asarray(got)
+        want = x.transpose(0, 2, 3, 1)
+        assert got.shape == want.shape, (
+            f"for an NCHW input of shape {shape} expected NHWC shape {want.shape}, got {got.shape}. "
+            "NHWC keeps N first and moves C to the end: axes (0, 2, 3, 1)."
+        )
+        assert np.array_equal(got, want), (
+            f"the shape {got.shape} is right but values moved: a reshape is not a transpose. "
+            "Use x.transpose(0, 2, 3, 1)."
+        )
+    return _done("NCHW -> NHWC is x.transpose(0, 2, 3, 1); a reshape would scramble the pixels.")
+
+
+def check_concat_shape(fn) -> bool:
+    """Exercise (concatenation): fn(shapes, axis) returns the output shape of a concatenation,
+    or raises ValueError when the shapes cannot be concatenated on that axis."""
+    ok_cases = [
+        ([(2, 3, 4, 4), (2, 5, 4, 4)], 1, (2, 8, 4, 4)),
+        ([(2, 4, 4, 3), (2, 4, 4, 5), (2, 4, 4, 1)], -1, (2, 4, 4, 9)),
+        ([(1, 2), (3, 2)], 0, (4, 2)),
+        ([(2, 2, 2), (2, 2, 2)], 2, (2, 2, 4)),
+    ]
+    for shapes, axis, want in ok_cases:
+        got, attempted = _attempt(fn, shapes, axis)
+        if not attempted:
+            return False
+        assert tuple(got) == want, (
+            f"concatenating {shapes} on axis {axis} gives {want}, you returned {tuple(got)}. "
+            "Sizes add on the concatenation axis and must agree on every other axis."
+        )
+    bad_cases = [([(2, 3, 4, 4), (2, 5, 5, 4)], 1), ([(2, 3), (2, 3, 1)], 0), ([(1, 2), (3, 2)], 1)]
+    for shapes, axis in bad_cases:
+        try:
+            got = fn(shapes, axis)
+        except ValueError:
+            continue
+        raise AssertionError(
+            f"concatenating {shapes} on axis {axis} is impossible (another axis differs, or the ranks do), "
+            f"but your function returned {got} instead of raising ValueError."
+        )
+    return _done("sizes add along the axis; every other axis, and the rank, must agree.")
+
+
+def _conv2d_same(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Cross-correlation with 'same' zero padding. x: (C, H, W), w: (O, C, k, k) -> (O, H, W)."""
+    k = w.shape[-1]
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (p, p), (p, p)))
+    H, W = x.shape[1:]
+    out = np.zeros((w.shape[0], H, W))
+    for i in range(k):
+        for j in range(k):
+            out += np.einsum("oc,chw->ohw", w[:, :, i, j], xp[:, i : i + H, j : j + W])
+    return out
+
+
+def check_tied_concat_kernel(fn) -> bool:
+    """Exercise (addition): fn(w_add) returns a kernel w_cat for the concatenated input such that
+    conv(cat[x1, x2], w_cat) == conv(x1 + x2, w_add). w_add: (O, C, k, k) -> w_cat: (O, 2C, k, k)."""
+    rng = np.random.default_rng(1)
+    for O, C, k, H in [(2, 3, 3, 5), (4, 1, 1, 4), (1, 2, 5, 7)]:
+        w_add = rng.normal(size=(O, C, k, k))
+        got, attempted = _attempt(fn, w_add)
+        if not attempted:
+            return False
+        w_cat = np.asarray(got)
+        assert w_cat.shape == (O, 2 * C, k, k), (
+            f"w_add of shape {w_add.shape} needs w_cat of shape {(O, 2 * C, k, k)} (twice the input channels); "
+            f"got {w_cat.shape}."
+        )
+        x1, x2 = rng.normal(size=(C, H, H)), rng.normal(size=(C, H, H))
+        want = _conv2d_same(x1 + x2, w_add)
+        have = _conv2d_same(np.concatenate([x1, x2]), w_cat)
+        err = np.abs(have - want).max()
+        assert err < 1e-9, (
+            f"conv(cat[x1, x2], w_cat) differs from conv(x1 + x2, w_add) by up to {err:.3g}. "
+            "Channel c of x1 and channel c of x2 must meet the same kernel slice."
+        )
+    return _done("w_cat = [w_add, w_add] along the input-channel axis: add is concat with tied kernels.")

@@ -1,0 +1,74 @@
+"""Concatenation along the channel axis, and U-Net's crop-and-concat skip merge (NHWC).
+
+Taught in the chapter on concatenation.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from fusion_lib._checks import NHWC, as_tensor_list, center_crop_box, check_all_but_channels, check_rank4, pad_amounts
+from fusion_lib.tf._base import FusionLayer
+
+
+class ConcatFusion(FusionLayer):
+    """Stack feature maps along the channel axis.
+
+    xs: list of (N, H, W, C_i) -> (N, H, W, sum_i C_i); out = concatenate(xs, axis=-1).
+    Order matters: it fixes which input channels a following layer's weights see.
+    Taught in the chapter on concatenation.
+    """
+
+    def check_inputs(self, xs) -> None:
+        xs = as_tensor_list("ConcatFusion", xs)
+        check_all_but_channels("ConcatFusion", [tuple(x.shape) for x in xs], NHWC)
+
+    def call(self, xs):
+        return keras.ops.concatenate(xs, axis=-1)
+
+
+def center_crop(x, like):
+    """Crop the centre of x to the spatial size of `like` (a tensor or an (h, w) pair).
+
+    x: (N, H, W, C) -> (N, h, w, C), the window starting at ((H - h) // 2, (W - w) // 2),
+    as the original U-Net crops its encoder maps. Taught in the chapter on concatenation.
+    """
+    if hasattr(like, "shape"):
+        check_rank4("center_crop", [tuple(like.shape)], NHWC)
+        like = tuple(like.shape[1:3])
+    top, left, h, w = center_crop_box(tuple(x.shape), like, NHWC)
+    return x[:, top : top + h, left : left + w, :]
+
+
+class UNetSkipMerge(FusionLayer):
+    """U-Net's skip merge: bring the encoder map to the decoder map's size, then concatenate.
+
+    xs = [up, skip], up: (N, h, w, C_u), skip: (N, H, W, C_s) -> (N, ., ., C_u + C_s), with
+    mode="crop": skip centre-cropped to h x w (the paper's valid convolutions shrink maps);
+    mode="pad":  up zero-padded (centred) to H x W (the common "same"-padding variant).
+    Output order is concatenate([up, skip]). Taught in the chapter on concatenation.
+    """
+
+    def __init__(self, mode: str = "crop", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("crop", "pad"):
+            raise ValueError(f"UNetSkipMerge mode must be 'crop' or 'pad'; got {mode!r}.")
+        self.mode = mode
+
+    def check_inputs(self, xs) -> None:
+        xs = as_tensor_list("UNetSkipMerge", xs, min_count=2)
+        if len(xs) != 2:
+            raise ValueError(f"UNetSkipMerge takes [up, skip]; got {len(xs)} tensors.")
+        check_rank4("UNetSkipMerge", [tuple(x.shape) for x in xs], NHWC)
+
+    def call(self, xs):
+        up, skip = xs
+        if self.mode == "crop":
+            skip = center_crop(skip, up)
+        else:
+            top, bottom, left, right = pad_amounts(tuple(up.shape[1:3]), tuple(skip.shape[1:3]))
+            up = keras.ops.pad(up, [[0, 0], [top, bottom], [left, right], [0, 0]])
+        return keras.ops.concatenate([up, skip], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
