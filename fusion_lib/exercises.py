@@ -1,10 +1,11 @@
 """Automatic checks for the chapters' exercises.
 
 Each `check_*` function calls the reader's function on several inputs and compares with a
-reference. It prints a confirmation and returns True when every case passes, raises
-AssertionError with a message that says which case failed and why, and, when the reader's
-function still raises NotImplementedError, prints what to do and returns False (so an
-untouched exercise cell never shows an error). Framework-free: everything is NumPy.
+reference. It prints "Correct: ..." when every case passes and raises AssertionError with a
+message that says which case failed and why (a grader only needs to run the cell); when the
+reader's function still raises NotImplementedError it prints what to do instead, so an untouched
+exercise cell never shows an error. The checks return None, so a cell shows only their message.
+Framework-free: everything is NumPy.
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ def _attempt(fn, *args):
         return None, False
 
 
-def _done(message: str) -> bool:
+def _done(message: str) -> None:
     print(f"Correct: {message}")
-    return True
 
 
-def check_to_channels_last(fn) -> bool:
+def check_to_channels_last(fn) -> None:
     """Exercise (introduction): fn(x) turns an NCHW array into NHWC, keeping every value in place."""
     rng = np.random.default_rng(0)
     for shape in [(1, 3, 2, 2), (2, 5, 4, 3), (3, 1, 7, 1)]:
         x = rng.normal(size=shape)
         got, attempted = _attempt(fn, x)
         if not attempted:
-            return False
+            return None
         got = np.asarray(got)
         want = x.transpose(0, 2, 3, 1)
         assert got.shape == want.shape, (
@@ -44,10 +44,10 @@ def check_to_channels_last(fn) -> bool:
             f"the shape {got.shape} is right but values moved: a reshape is not a transpose. "
             "Use x.transpose(0, 2, 3, 1)."
         )
-    return _done("NCHW -> NHWC is x.transpose(0, 2, 3, 1); a reshape would scramble the pixels.")
+    _done("NCHW -> NHWC is x.transpose(0, 2, 3, 1); a reshape would scramble the pixels.")
 
 
-def check_concat_shape(fn) -> bool:
+def check_concat_shape(fn) -> None:
     """Exercise (concatenation): fn(shapes, axis) returns the output shape of a concatenation,
     or raises ValueError when the shapes cannot be concatenated on that axis."""
     ok_cases = [
@@ -59,7 +59,7 @@ def check_concat_shape(fn) -> bool:
     for shapes, axis, want in ok_cases:
         got, attempted = _attempt(fn, shapes, axis)
         if not attempted:
-            return False
+            return None
         assert tuple(got) == want, (
             f"concatenating {shapes} on axis {axis} gives {want}, you returned {tuple(got)}. "
             "Sizes add on the concatenation axis and must agree on every other axis."
@@ -74,7 +74,7 @@ def check_concat_shape(fn) -> bool:
             f"concatenating {shapes} on axis {axis} is impossible (another axis differs, or the ranks do), "
             f"but your function returned {got} instead of raising ValueError."
         )
-    return _done("sizes add along the axis; every other axis, and the rank, must agree.")
+    _done("sizes add along the axis; every other axis, and the rank, must agree.")
 
 
 def _conv2d_same(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ def _conv2d_same(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_tied_concat_kernel(fn) -> bool:
+def check_tied_concat_kernel(fn) -> None:
     """Exercise (addition): fn(w_add) returns a kernel w_cat for the concatenated input such that
     conv(cat[x1, x2], w_cat) == conv(x1 + x2, w_add). w_add: (O, C, k, k) -> w_cat: (O, 2C, k, k)."""
     rng = np.random.default_rng(1)
@@ -98,7 +98,7 @@ def check_tied_concat_kernel(fn) -> bool:
         w_add = rng.normal(size=(O, C, k, k))
         got, attempted = _attempt(fn, w_add)
         if not attempted:
-            return False
+            return None
         w_cat = np.asarray(got)
         assert w_cat.shape == (O, 2 * C, k, k), (
             f"w_add of shape {w_add.shape} needs w_cat of shape {(O, 2 * C, k, k)} (twice the input channels); "
@@ -112,4 +112,4 @@ def check_tied_concat_kernel(fn) -> bool:
             f"conv(cat[x1, x2], w_cat) differs from conv(x1 + x2, w_add) by up to {err:.3g}. "
             "Channel c of x1 and channel c of x2 must meet the same kernel slice."
         )
-    return _done("w_cat = [w_add, w_add] along the input-channel axis: add is concat with tied kernels.")
+    _done("w_cat = [w_add, w_add] along the input-channel axis: add is concat with tied kernels.")

@@ -120,12 +120,12 @@ def _not_implemented(*args):
     ],
 )
 def test_exercise_checks(check, right, wrong, capsys):
-    assert check(right) is True
-    assert "Correct" in capsys.readouterr().out
+    check(right)
+    assert capsys.readouterr().out.startswith("Correct: ")
     with pytest.raises(AssertionError):
         check(wrong)
-    assert check(_not_implemented) is False
-    assert "Not attempted yet" in capsys.readouterr().out
+    check(_not_implemented)
+    assert capsys.readouterr().out.startswith("Not attempted yet")
 
 
 def test_concat_shape_check_catches_a_missing_error():

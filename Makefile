@@ -1,0 +1,57 @@
+# The two commands:  make book  (HTML in _build/html)   make test  (everything CI runs)
+# Each creates or reuses the virtual environment from requirements.txt by itself.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+# Strict nbval: every stored text output is compared; sanitize.cfg masks versions and timings.
+NBVAL   = $(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg -p no:cacheprovider chapters/
+
+.PHONY: env book test lint unit nbval html-checks stamp run run-all clean
+
+env: $(VENV)/.installed _vendor/mathjax/VERSION
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+_vendor/mathjax/VERSION: tools/fetch_mathjax.sh
+	bash tools/fetch_mathjax.sh
+
+# Debian's chromium for the browser test (Playwright's own browser download cannot work offline).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+book: env
+	rm -rf _build/html
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+lint: env
+	$(BIN)/ruff check .
+
+unit: env
+	$(BIN)/pytest -q -p no:cacheprovider tests/ --ignore=tests/test_book_html.py
+
+# Run twice: the second strict run proves the stored outputs are deterministic.
+nbval: env
+	$(NBVAL)
+	$(NBVAL) -q
+
+html-checks: env chromium
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_book_html.py
+
+test: lint unit nbval book html-checks
+
+# Notebook maintenance (see README): re-stamp setup cells, re-execute in place.
+stamp: env
+	$(BIN)/python tools/book.py stamp
+
+run: env
+	$(BIN)/python tools/book.py execute $(NB)
+
+run-all: env
+	$(BIN)/python tools/book.py execute --all
+
+clean:
+	rm -rf _build
