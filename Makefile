@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 # Strict nbval: every stored text output is compared; sanitize.cfg masks versions and timings.
 NBVAL   = $(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg -p no:cacheprovider chapters/
 
-.PHONY: env book test lint unit nbval html-checks stamp run run-all clean
+.PHONY: env chromium book book-student test lint unit nbval html-checks stamp run run-all clean
 
 env: $(VENV)/.installed _vendor/mathjax/VERSION
 
@@ -26,6 +26,11 @@ chromium:
 book: env
 	rm -rf _build/html
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# Instructors: the book without solutions, in _build/student/_build/html.
+book-student: env
+	$(BIN)/python tools/book.py student _build/student
+	$(BIN)/jupyter-book build _build/student -W -n --keep-going
 
 lint: env
 	$(BIN)/ruff check .

@@ -99,3 +99,15 @@ def test_citations_exist_in_references_bib(nb):
 def test_no_pinned_frameworks_in_notebooks(nb):
     for cell in nb["cells"]:
         assert not re.search(r"(torch|tensorflow|keras)==", src(cell)), "never pin torch/TF in a notebook"
+
+
+def test_student_copy_drops_every_solution_and_keeps_exercises(nb):
+    import nbformat
+
+    notebook = nbformat.reads(json.dumps(nb), as_version=4)
+    n_exercises = sum(":::{exercise}" in c.source for c in notebook.cells)
+    assert book.strip_solutions(notebook) > 0
+    text = "\n".join(c.source for c in notebook.cells)
+    assert ":::{solution" not in text
+    assert sum(":::{exercise}" in c.source for c in notebook.cells) == n_exercises
+    assert "raise NotImplementedError" in text, "the reader's exercise cells stay"

@@ -136,6 +136,51 @@ def execute(path: Path, timeout: int = 600) -> float:
     return seconds
 
 
+SOLUTION_START = re.compile(r"^:::\{solution-start\}")
+SOLUTION_END = re.compile(r"^:::\{solution-end\}")
+SOLUTION = re.compile(r"^:::\{solution\} ")
+
+
+def strip_solutions(nb) -> int:
+    """Drop every solution (plain blocks, and gated blocks with the cells between them)."""
+    kept, inside, dropped = [], False, 0
+    for cell in nb.cells:
+        text = cell.source.lstrip() if cell.cell_type == "markdown" else ""
+        if SOLUTION_START.match(text):
+            inside = True
+        if inside or SOLUTION.match(text):
+            dropped += 1
+            if SOLUTION_END.match(text):
+                inside = False
+            continue
+        kept.append(cell)
+    nb.cells = kept
+    return dropped
+
+
+def student_copy(dest: Path) -> None:
+    """A copy of the book's sources without solutions, for instructors (`make book-student`).
+
+    sphinx-exercise's own `hide_solutions` option crashes on gated solutions (1.2.1:
+    "unknown node type: solution_end_node"), so the solutions are removed from the sources.
+    """
+    import shutil
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "chapters").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml", "references.bib", "references.md", "_static", "_vendor"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name)
+        else:
+            shutil.copy2(src, dest / name)
+    for path in chapter_paths():
+        nb = nbformat.read(path, as_version=4)
+        print(f"{path.name}: removed {strip_solutions(nb)} solution cells")
+        nbformat.write(nb, dest / "chapters" / path.name)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,9 +188,14 @@ def main(argv: list[str] | None = None) -> None:
     ex = sub.add_parser("execute", help="re-execute notebooks in place in a fresh kernel")
     ex.add_argument("notebooks", nargs="*", type=Path)
     ex.add_argument("--all", action="store_true", help="every chapter")
+    st = sub.add_parser("student", help="copy the book's sources without solutions into DEST")
+    st.add_argument("dest", type=Path)
     args = parser.parse_args(argv)
     if args.command == "stamp":
         stamp(chapter_paths())
+        return
+    if args.command == "student":
+        student_copy(args.dest.resolve())
         return
     paths = chapter_paths() if args.all else [p.resolve() for p in args.notebooks]
     if not paths:
