@@ -10,18 +10,12 @@ import time
 
 import pytest
 
+from fusion_lib.env import cuda_available
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any kernel or test imports TensorFlow
 
 NB_BUDGET_S = float(os.environ.get("NB_BUDGET_S", "60"))
 _notebook_spans: dict[str, list[float]] = {}
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
 
 
 def _is_cell(item) -> bool:
@@ -30,7 +24,7 @@ def _is_cell(item) -> bool:
 
 def pytest_collection_modifyitems(config, items):
     cells = [i for i in items if _is_cell(i) and "gpu" in i.cell.metadata.get("tags", [])]
-    if cells and not _cuda_available():
+    if cells and not cuda_available():
         skip = pytest.mark.skip(reason="cell tagged gpu, and CUDA is not available here")
         for item in cells:
             item.add_marker(skip)

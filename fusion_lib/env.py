@@ -46,12 +46,20 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def cuda_available() -> bool:
+    """True when PyTorch is installed and sees a CUDA device (decides whether `gpu` cells run)."""
+    if not _installed("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _device() -> str:
-    if "torch" in sys.modules or _installed("torch"):
+    if cuda_available():
         import torch
 
-        if torch.cuda.is_available():
-            return f"cuda ({torch.cuda.get_device_name(0)})"
+        return f"cuda ({torch.cuda.get_device_name(0)})"
     return "cpu"
 
 
@@ -61,7 +69,7 @@ def environment_report() -> str:
 
     parts = [f"fusion_lib {__version__}", f"Python {platform.python_version()}", f"numpy {np.__version__}"]
     for label, dists in (("torch", ["torch"]), ("tensorflow", ["tensorflow", "tensorflow-cpu"]), ("keras", ["keras"])):
-        v = next((_version(d) for d in dists if _version(d)), None)
+        v = next(filter(None, map(_version, dists)), None)
         if v:
             parts.append(f"{label} {v}")
     parts.append(f"device {_device()}")

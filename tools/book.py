@@ -20,6 +20,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from fusion_lib.env import cuda_available
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 SETUP_TAG = "setup"
@@ -84,8 +86,8 @@ def problems_in(nb) -> list[str]:
             elif out.output_type == "stream" and out.name == "stderr":
                 found.append(f"cell {i} wrote to stderr: {out.text[:200]!r}")
             text = out.get("text", "") if out.output_type == "stream" else str(out.get("data", {}).get("text/plain", ""))
-            if LOCAL_PATH.search(text):
-                found.append(f"cell {i} prints a local path: {LOCAL_PATH.search(text).group(0)}")
+            if local := LOCAL_PATH.search(text):
+                found.append(f"cell {i} prints a local path: {local.group(0)}")
     return found
 
 
@@ -100,14 +102,6 @@ def coalesce_streams(outputs: list) -> list:
     return merged
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
 def execute(path: Path, timeout: int = 600) -> float:
     from nbclient import NotebookClient
 
@@ -115,7 +109,7 @@ def execute(path: Path, timeout: int = 600) -> float:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(CHAPTERS)}})
-    run_gpu = _cuda_available()
+    run_gpu = cuda_available()
     start = time.perf_counter()
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
