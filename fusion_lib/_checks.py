@@ -58,9 +58,9 @@ def check_rank4(op: str, shapes: list[tuple], layout: Layout) -> None:
     for i, s in enumerate(shapes):
         if len(s) != 4:
             hint = f" Add the batch axis with {layout.add_batch_axis}." if len(s) == 3 else ""
+            which = f"input {i} has" if len(shapes) > 1 else "got a tensor of"
             raise ValueError(
-                f"{op} expects 4-D {layout.name} tensors; input {i} has shape {shape_str(s)} "
-                f"(rank {len(s)}).{hint}"
+                f"{op} expects 4-D {layout.name} tensors; {which} shape {shape_str(s)} (rank {len(s)}).{hint}"
             )
 
 
@@ -99,8 +99,8 @@ def check_all_but_channels(op: str, shapes: list[tuple], layout: Layout) -> None
         if not same_size(s[0], first[0]):
             raise ValueError(msg + " Batch sizes differ.")
         raise ValueError(
-            msg + f" Spatial sizes {h0}x{w0} vs {h}x{w} differ: resize the coarser map "
-            "(interpolate) or crop the larger one (center_crop) first."
+            msg + f" Spatial sizes {h0}x{w0} vs {h}x{w} differ: resize the coarser map to the finer "
+            "one's exact size (resize_to(coarse, fine)) or crop the larger one (center_crop) first."
         )
 
 
@@ -123,8 +123,8 @@ def check_same_shapes(op: str, shapes: list[tuple], layout: Layout) -> None:
                 f"{op}(in_channels={chans}, out_channels={max(chans)})."
             )
         raise ValueError(
-            msg + " Spatial sizes differ: resize the coarser map (interpolate) or crop the larger "
-            "one (center_crop) first."
+            msg + " Spatial sizes differ: resize the coarser map to the finer one's exact size "
+            "(resize_to(coarse, fine)) or crop the larger one (center_crop) first."
         )
 
 
@@ -170,3 +170,47 @@ def pad_amounts(small_hw: tuple[int, int], big_hw: tuple[int, int]) -> tuple[int
     if h > H or w > W:
         raise ValueError(f"cannot pad a {h}x{w} map to the smaller {H}x{W}; crop it instead.")
     return (H - h) // 2, (H - h) - (H - h) // 2, (W - w) // 2, (W - w) - (W - w) // 2
+
+
+def check_map(op: str, shape: tuple, layout: Layout, channels: int | None = None) -> None:
+    """One feature map: rank 4, and `channels` channels on the layout's channel axis when given."""
+    if hasattr(shape, "__len__") and not isinstance(shape, tuple):
+        shape = tuple(shape)
+    check_rank4(op, [shape], layout)
+    c = layout.channel_axis
+    if channels is None or same_size(shape[c], channels):
+        return
+    msg = (
+        f"{op} was built for {channels} channels but got shape {shape_str(shape)}, i.e. {shape[c]} "
+        f"channels on axis {c} of {layout.name}."
+    )
+    other_c = 3 if c == 1 else 1
+    if shape[other_c] == channels:
+        msg += _layout_hint(layout)
+    else:
+        msg += f" Build it with channels={shape[c]}, or project the map to {channels} channels with a 1x1 conv first."
+    raise ValueError(msg)
+
+
+def check_reduction(op: str, channels: int, reduction: int) -> int:
+    """The squeezed width channels // reduction of SE, CBAM and BAM; at least one channel."""
+    if reduction < 1:
+        raise ValueError(f"{op}: reduction must be a positive integer; got {reduction}.")
+    hidden = channels // reduction
+    if hidden < 1:
+        raise ValueError(
+            f"{op}(channels={channels}, reduction={reduction}) would squeeze to {channels} // {reduction} = 0 "
+            f"channels. Use reduction <= {channels}."
+        )
+    return hidden
+
+
+def check_hw_size(op: str, shape: tuple, layout: Layout, expected_hw: tuple[int, int], fix: str) -> None:
+    """A layer built for one spatial size (e.g. a flatten head) must get exactly that size."""
+    check_rank4(op, [shape], layout)
+    hw = tuple(shape[a] for a in layout.spatial_axes)
+    if not all(same_size(a, b) for a, b in zip(hw, expected_hw)):
+        raise ValueError(
+            f"{op} was built for {expected_hw[0]}x{expected_hw[1]} maps but got shape {shape_str(shape)} "
+            f"({hw[0]}x{hw[1]}, {layout.name}). {fix}"
+        )

@@ -99,3 +99,82 @@ def test_unet_merge_takes_two(half, rng):
     x = half.tensor(arr(rng, 1, 2, 4, 4))
     with pytest.raises(ValueError, match=r"takes \[up, skip\]; got 3"):
         half.lib.UNetSkipMerge()([x, x, x])
+
+
+def test_concat_reduce_spatial_mismatch_names_resize_to(half, rng):
+    fuse = half.lib.ConcatReduce([3, 4], 8)
+    with pytest.raises(ValueError, match=r"Spatial sizes 8x8 vs 4x4 differ.*resize_to\(coarse, fine\)"):
+        fuse([half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 4, 4, 4))])
+
+
+def test_concat_reduce_wrong_channels(half, rng):
+    fuse = half.lib.ConcatReduce([3, 4], 8)
+    with pytest.raises(ValueError, match=r"input 1 has shape .* 5 channels .* in_channels\[1\] = 4"):
+        fuse([half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 5, 8, 8))])
+
+
+def test_concat_reduce_bad_mode(half):
+    with pytest.raises(ValueError, match=r"mode must be 'conv' or 'linear'; got 'dense'"):
+        half.lib.ConcatReduce([3, 4], 8, mode="dense")
+
+
+def test_resize_to_bad_mode_and_rank(half, rng):
+    x = half.tensor(arr(rng, 1, 2, 4, 4))
+    with pytest.raises(ValueError, match=r"resize_to mode must be one of \('bilinear', 'nearest'\); got 'bicubic'"):
+        half.lib.resize_to(x, (8, 8), mode="bicubic")
+    with pytest.raises(ValueError, match=r"resize_to expects 4-D .* got a tensor of shape .*\(rank 3\)"):
+        half.lib.resize_to(x[0], (8, 8))
+
+
+def test_global_pool_bad_mode_and_rank(half, rng):
+    with pytest.raises(ValueError, match=r"GlobalPool mode must be 'avg' or 'max'; got 'sum'"):
+        half.lib.GlobalPool("sum")
+    with pytest.raises(ValueError, match=r"GlobalPool expects 4-D"):
+        half.lib.GlobalPool()(half.tensor(arr(rng, 1, 2, 4, 4))[0])
+
+
+def test_flatten_head_fixes_the_input_size(half, rng):
+    head = half.lib.FlattenHead(4, 7, 7, 10)
+    with pytest.raises(ValueError, match=r"built for 7x7 maps but got shape .*8x8.*GAPHead accepts any"):
+        head(half.tensor(arr(rng, 1, 4, 8, 8)))
+    with pytest.raises(ValueError, match=r"built for 4 channels but got shape .* 3 channels"):
+        head(half.tensor(arr(rng, 1, 3, 7, 7)))
+
+
+def test_product_fusion_needs_identical_shapes(half, rng):
+    with pytest.raises(ValueError, match=r"ProductFusion needs identical shapes"):
+        half.lib.ProductFusion()([half.tensor(arr(rng, 2, 3, 4, 4)), half.tensor(arr(rng, 2, 3, 5, 5))])
+
+
+def test_gated_fusion_takes_two_and_checks_the_gate(half, rng):
+    fuse = half.lib.GatedFusion(3, 5)
+    x, g = half.tensor(arr(rng, 2, 3, 4, 4)), half.tensor(arr(rng, 2, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"takes \[x, g\].*got 3"):
+        fuse([x, x, x])
+    with pytest.raises(ValueError, match=r"input 1 has shape .* 4 channels .* in_channels\[1\] = 5"):
+        fuse([x, g])
+
+
+def test_se_reduction_too_large(half):
+    with pytest.raises(ValueError, match=r"SqueezeExcitation\(channels=8, reduction=16\) would squeeze to .* 0 channels. Use reduction <= 8"):
+        half.lib.SqueezeExcitation(8)
+
+
+@pytest.mark.parametrize("name", ["SqueezeExcitation", "ChannelAttention", "CBAM", "BAM"])
+def test_attention_wrong_channels(half, rng, name):
+    layer = getattr(half.lib, name)(32, 8)
+    with pytest.raises(ValueError, match=rf"{name} was built for 32 channels but got shape .* 16 channels"):
+        layer(half.tensor(arr(rng, 2, 16, 5, 5)))
+
+
+def test_attention_channels_last_to_torch_is_named():
+    torch = pytest.importorskip("torch")
+    import fusion_lib.torch as F
+
+    with pytest.raises(ValueError, match=r"looks NHWC.*permute\(0, 3, 1, 2\)"):
+        F.SqueezeExcitation(32, 8)(torch.zeros(2, 5, 5, 32))
+
+
+def test_spatial_attention_even_kernel(half):
+    with pytest.raises(ValueError, match=r"odd kernel_size .* got 4"):
+        half.lib.SpatialAttention(4)

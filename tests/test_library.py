@@ -48,8 +48,8 @@ def test_halves_are_mirrored():
         assert set(_public_classes(t)) == set(_public_classes(k)), name
         for cls_name, t_cls in _public_classes(t).items():
             k_cls = _public_classes(k)[cls_name]
-            t_sig = [p for p in inspect.signature(t_cls).parameters.values() if p.kind != p.VAR_KEYWORD]
-            k_sig = [p for p in inspect.signature(k_cls).parameters.values() if p.kind != p.VAR_KEYWORD]
+            t_sig = [p for p in inspect.signature(t_cls).parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+            k_sig = [p for p in inspect.signature(k_cls).parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
             assert [(p.name, p.default) for p in t_sig] == [(p.name, p.default) for p in k_sig], cls_name
             for doc in (t_cls.__doc__, k_cls.__doc__):
                 assert doc and "Taught in the chapter" in doc, f"{cls_name} must say where the book teaches it"

@@ -78,3 +78,90 @@ def test_port_rejects_mismatched_batchnorm_eps():
 def test_port_names_a_missing_twin():
     with pytest.raises(ValueError, match=r"AddFusion.proj\[0\]: torch Conv2d needs a Keras Conv2D"):
         port_weights(T.AddFusion([3, 5]), K.AddFusion([5, 5]))
+
+
+def randomize_batchnorm(module, seed=0):
+    """Give every BatchNorm non-trivial running statistics and affine weights, so the port of each is tested."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=gen) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=gen) - 0.5)
+    return module
+
+
+@pytest.mark.parametrize("hw", SPATIAL)
+@pytest.mark.parametrize("mode", ["conv", "linear"])
+@pytest.mark.parametrize("norm,act", [(True, True), (False, False)])
+@pytest.mark.parametrize("split_weights", [False, True])
+def test_concat_reduce(hw, mode, norm, act, split_weights):
+    torch.manual_seed(0)
+    args = ([3, 5, 2], 6, mode, norm, act, split_weights)
+    compare(randomize_batchnorm(T.ConcatReduce(*args)), K.ConcatReduce(*args), [torch.randn(2, c, *hw) for c in (3, 5, 2)])
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("src,dst", [((4, 4), (8, 8)), ((5, 7), (13, 11)), ((1, 1), (3, 2)), ((9, 9), (4, 6))])
+def test_resize_to(mode, src, dst):
+    x = torch.randn(2, 3, *src)
+    want = T.resize_to(x, dst, mode).numpy()
+    got = np.asarray(K.resize_to(to_nhwc(x), dst, mode)).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(got, want, **TOL)
+
+
+@pytest.mark.parametrize("hw", SPATIAL)
+@pytest.mark.parametrize("mode", ["avg", "max"])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_pool(hw, mode, keepdims):
+    compare(T.GlobalPool(mode, keepdims), K.GlobalPool(mode, keepdims), torch.randn(2, 5, *hw))
+
+
+@pytest.mark.parametrize("hw", [(7, 7), (5, 3)])
+def test_heads(hw):
+    torch.manual_seed(0)
+    compare(T.FlattenHead(4, *hw, 10), K.FlattenHead(4, *hw, 10), torch.randn(3, 4, *hw))
+    compare(T.GAPHead(4, 10), K.GAPHead(4, 10), torch.randn(3, 4, *hw))
+
+
+@pytest.mark.parametrize("hw", SPATIAL)
+def test_product_and_gated_fusion(hw):
+    torch.manual_seed(0)
+    compare(T.ProductFusion(), K.ProductFusion(), [torch.randn(2, 4, *hw) for _ in range(3)])
+    compare(T.GatedFusion(4, 6), K.GatedFusion(4, 6), [torch.randn(2, 4, *hw), torch.randn(2, 6, *hw)])
+
+
+@pytest.mark.parametrize("hw", SPATIAL)
+@pytest.mark.parametrize("channels,reduction", [(32, 16), (12, 4), (3, 1)])
+def test_squeeze_excitation(hw, channels, reduction):
+    torch.manual_seed(0)
+    args = (channels, reduction)
+    compare(T.SqueezeExcitation(*args), K.SqueezeExcitation(*args), torch.randn(2, channels, *hw))
+
+
+@pytest.mark.parametrize("hw", SPATIAL)
+@pytest.mark.parametrize("kernel_size", [7, 3])
+def test_cbam_and_its_gates(hw, kernel_size):
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, *hw)
+    compare(T.ChannelAttention(32, 8), K.ChannelAttention(32, 8), x)
+    compare(randomize_batchnorm(T.SpatialAttention(kernel_size)), K.SpatialAttention(kernel_size), x)
+    compare(randomize_batchnorm(T.CBAM(32, 8, kernel_size)), K.CBAM(32, 8, kernel_size), x)
+
+
+@pytest.mark.parametrize("hw", SPATIAL)
+@pytest.mark.parametrize("dilation", [4, 1])
+def test_bam(hw, dilation):
+    torch.manual_seed(0)
+    compare(randomize_batchnorm(T.BAM(32, 8, dilation)), K.BAM(32, 8, dilation), torch.randn(2, 32, *hw))
+
+
+@pytest.mark.parametrize("attention", ["none", "se", "cbam", "bam"])
+def test_attention_net(attention):
+    torch.manual_seed(0)
+    compare(
+        randomize_batchnorm(TM.AttentionNet(attention, width=16)), KM.AttentionNet(attention, width=16),
+        torch.randn(3, 1, 8, 8), rtol=1e-4, atol=1e-5,
+    )

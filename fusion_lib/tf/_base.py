@@ -13,6 +13,12 @@ class FusionLayer(keras.layers.Layer):
     whose `forward` starts with the same `check_inputs`.
     """
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Every fusion_lib layer builds its sublayers in __init__ (so fusion_lib.port can fill
+        # them before any call); marking it built lets count_params() and get_weights() work at once.
+        self.built = True
+
     def check_inputs(self, xs) -> None:
         raise NotImplementedError
 

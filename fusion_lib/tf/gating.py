@@ -1,0 +1,106 @@
+"""Multiplicative fusion: element-wise products, sigmoid gates, Squeeze-and-Excitation (NHWC).
+
+Taught in the chapter on multiplicative fusion and gating.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from fusion_lib._checks import (
+    NHWC,
+    as_tensor_list,
+    check_all_but_channels,
+    check_channels,
+    check_map,
+    check_reduction,
+    check_same_shapes,
+)
+from fusion_lib.tf._base import FusionLayer
+
+
+class ProductFusion(FusionLayer):
+    """Multiply feature maps element-wise.
+
+    xs: list of (N, H, W, C) -> (N, H, W, C); out = x_1 * x_2 * ... * x_k.
+    A feature survives only where every branch is large: a soft AND.
+    Taught in the chapter on multiplicative fusion and gating.
+    """
+
+    def check_inputs(self, xs) -> None:
+        check_same_shapes("ProductFusion", [tuple(x.shape) for x in as_tensor_list("ProductFusion", xs)], NHWC)
+
+    def call(self, xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+
+class GatedFusion(FusionLayer):
+    """One branch gates another: a sigmoid of a 1x1 conv of g scales x, channel by channel, pixel by pixel.
+
+    xs = [x, g], x: (N, H, W, C), g: (N, H, W, C_g) -> (N, H, W, C);
+    out = x * sigmoid(g W + b), W a 1x1 conv C_g -> C (C_g = channels when gate_channels is None).
+    With g = x this is the gated linear unit's form a * sigmoid(b) (Dauphin et al., 2017).
+    Taught in the chapter on multiplicative fusion and gating.
+    """
+
+    def __init__(self, channels: int, gate_channels: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.gate_channels = channels, gate_channels or channels
+        self.gate = keras.layers.Conv2D(channels, 1)
+        self.gate.build((None, None, None, self.gate_channels))
+
+    def check_inputs(self, xs) -> None:
+        xs = as_tensor_list("GatedFusion", xs)
+        if len(xs) != 2:
+            raise ValueError(f"GatedFusion takes [x, g] (the map and its gate's source); got {len(xs)} tensors.")
+        shapes = [tuple(x.shape) for x in xs]
+        check_channels("GatedFusion", shapes, [self.channels, self.gate_channels], NHWC)
+        check_all_but_channels("GatedFusion", shapes, NHWC)
+
+    def gates(self, g):
+        """sigmoid(g W + b): (N, H, W, C_g) -> (N, H, W, C), values in (0, 1)."""
+        return keras.ops.sigmoid(self.gate(g))
+
+    def call(self, xs):
+        x, g = xs
+        return x * self.gates(g)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "gate_channels": self.gate_channels}
+
+
+class SqueezeExcitation(FusionLayer):
+    """Channel gating by a squeezed global descriptor (Hu et al., 2018).
+
+    x: (N, H, W, C) -> (N, H, W, C); out = x * sigmoid(W2 relu(W1 mean_hw(x) + b1) + b2),
+    W1: C -> C // reduction, W2: C // reduction -> C, both 1x1 convs with bias, as in the
+    original model and torchvision. Parameters: 2 C^2 / r + C / r + C.
+    Taught in the chapter on multiplicative fusion and gating.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.reduction = channels, reduction
+        hidden = check_reduction("SqueezeExcitation", channels, reduction)
+        self.fc1 = keras.layers.Conv2D(hidden, 1)
+        self.fc1.build((None, 1, 1, channels))
+        self.fc2 = keras.layers.Conv2D(channels, 1)
+        self.fc2.build((None, 1, 1, hidden))
+
+    def check_inputs(self, x) -> None:
+        check_map("SqueezeExcitation", tuple(x.shape), NHWC, self.channels)
+
+    def gates(self, x):
+        """The excitation: (N, H, W, C) -> (N, 1, 1, C), one weight in (0, 1) per channel."""
+        self.check_inputs(x)
+        squeezed = keras.ops.mean(x, axis=(1, 2), keepdims=True)
+        return keras.ops.sigmoid(self.fc2(keras.ops.relu(self.fc1(squeezed))))
+
+    def call(self, x):
+        return x * self.gates(x)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "reduction": self.reduction}

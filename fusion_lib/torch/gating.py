@@ -1,0 +1,99 @@
+"""Multiplicative fusion: element-wise products, sigmoid gates, Squeeze-and-Excitation (NCHW).
+
+Taught in the chapter on multiplicative fusion and gating.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fusion_lib._checks import (
+    NCHW,
+    as_tensor_list,
+    check_all_but_channels,
+    check_channels,
+    check_map,
+    check_reduction,
+    check_same_shapes,
+)
+
+
+class ProductFusion(nn.Module):
+    """Multiply feature maps element-wise.
+
+    xs: list of (N, C, H, W) -> (N, C, H, W); out = x_1 * x_2 * ... * x_k.
+    A feature survives only where every branch is large: a soft AND.
+    Taught in the chapter on multiplicative fusion and gating.
+    """
+
+    def check_inputs(self, xs) -> None:
+        check_same_shapes("ProductFusion", [tuple(x.shape) for x in as_tensor_list("ProductFusion", xs)], NCHW)
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        self.check_inputs(xs)
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+
+class GatedFusion(nn.Module):
+    """One branch gates another: a sigmoid of a 1x1 conv of g scales x, channel by channel, pixel by pixel.
+
+    xs = [x, g], x: (N, C, H, W), g: (N, C_g, H, W) -> (N, C, H, W);
+    out = x * sigmoid(W g + b), W a 1x1 conv C_g -> C (C_g = channels when gate_channels is None).
+    With g = x this is the gated linear unit's form a * sigmoid(b) (Dauphin et al., 2017).
+    Taught in the chapter on multiplicative fusion and gating.
+    """
+
+    def __init__(self, channels: int, gate_channels: int | None = None):
+        super().__init__()
+        self.channels, self.gate_channels = channels, gate_channels or channels
+        self.gate = nn.Conv2d(self.gate_channels, channels, kernel_size=1)
+
+    def check_inputs(self, xs) -> None:
+        xs = as_tensor_list("GatedFusion", xs)
+        if len(xs) != 2:
+            raise ValueError(f"GatedFusion takes [x, g] (the map and its gate's source); got {len(xs)} tensors.")
+        shapes = [tuple(x.shape) for x in xs]
+        check_channels("GatedFusion", shapes, [self.channels, self.gate_channels], NCHW)
+        check_all_but_channels("GatedFusion", shapes, NCHW)
+
+    def gates(self, g: torch.Tensor) -> torch.Tensor:
+        """sigmoid(W g + b): (N, C_g, H, W) -> (N, C, H, W), values in (0, 1)."""
+        return torch.sigmoid(self.gate(g))
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        self.check_inputs(xs)
+        x, g = xs
+        return x * self.gates(g)
+
+
+class SqueezeExcitation(nn.Module):
+    """Channel gating by a squeezed global descriptor (Hu et al., 2018).
+
+    x: (N, C, H, W) -> (N, C, H, W); out = x * sigmoid(W2 relu(W1 mean_hw(x) + b1) + b2),
+    W1: C -> C // reduction, W2: C // reduction -> C, both 1x1 convs with bias, as in the
+    original model and torchvision. Parameters: 2 C^2 / r + C / r + C.
+    Taught in the chapter on multiplicative fusion and gating.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        self.channels, self.reduction = channels, reduction
+        hidden = check_reduction("SqueezeExcitation", channels, reduction)
+        self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1)
+        self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1)
+
+    def gates(self, x: torch.Tensor) -> torch.Tensor:
+        """The excitation: (N, C, H, W) -> (N, C, 1, 1), one weight in (0, 1) per channel."""
+        check_map("SqueezeExcitation", tuple(x.shape), NCHW, self.channels)
+        squeezed = x.mean(dim=(2, 3), keepdim=True)
+        return torch.sigmoid(self.fc2(torch.relu(self.fc1(squeezed))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gates(x)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, reduction={self.reduction}"
