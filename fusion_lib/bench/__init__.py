@@ -1,0 +1,1 @@
+"""Benchmarks whose stored results the chapters show (run them with `python -m fusion_lib.bench.NAME`)."""
