@@ -113,3 +113,87 @@ def check_tied_concat_kernel(fn) -> None:
             "Channel c of x1 and channel c of x2 must meet the same kernel slice."
         )
     _done("w_cat = [w_add, w_add] along the input-channel axis: add is concat with tied kernels.")
+
+
+class _NoConcat(np.ndarray):
+    """An array that refuses to be concatenated: the split-weight exercise must not build [x1; x2]."""
+
+    _joins = ("concatenate", "stack", "hstack", "vstack", "dstack", "column_stack", "block", "append")
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func.__name__ in self._joins:
+            raise AssertionError(
+                f"np.{func.__name__} was called: the split form must never build the concatenated input. "
+                "Multiply each input by its own block of columns of W and add the products."
+            )
+        args = tuple(np.asarray(a) if isinstance(a, _NoConcat) else a for a in args)
+        return func(*args, **kwargs)
+
+
+def check_split_reduce(fn) -> None:
+    """Exercise (concatenation followed by reduction): fn(w, xs) returns W [x_1; ...; x_k] per pixel
+    without concatenating. w: (O, sum_i C_i); xs: list of (C_i, H, W) arrays -> (O, H, W)."""
+    rng = np.random.default_rng(2)
+    for chans, O, H, W in [((3, 5), 4, 2, 3), ((1, 1, 2), 3, 4, 4), ((6,), 2, 1, 5)]:
+        w = rng.normal(size=(O, sum(chans)))
+        xs = [rng.normal(size=(c, H, W)) for c in chans]
+        want = np.einsum("oc,chw->ohw", w, np.concatenate(xs))
+        got, attempted = _attempt(fn, w, [x.view(_NoConcat) for x in xs])
+        if not attempted:
+            return None
+        got = np.asarray(got)
+        assert got.shape == want.shape, f"for inputs with {chans} channels and O={O}, expected shape {want.shape}, got {got.shape}."
+        err = np.abs(got - want).max()
+        assert err < 1e-9, (
+            f"inputs with {chans} channels: your result differs from W [x_1; ...] by up to {err:.3g}. "
+            "Input i meets the columns of W from sum(C_1..C_{i-1}) to sum(C_1..C_i)."
+        )
+    _done("W [x_1; x_2] = W_1 x_1 + W_2 x_2, with W_i the columns of W that meet input i.")
+
+
+def check_head_params(fn) -> None:
+    """Exercise (global pooling): fn(C, H, W, K) returns (flatten_head_params, gap_head_params),
+    each head ending in one linear layer with bias to K classes."""
+    for C, H, W, K in [(512, 7, 7, 1000), (2048, 7, 7, 1000), (32, 8, 8, 10), (3, 1, 5, 2)]:
+        got, attempted = _attempt(fn, C, H, W, K)
+        if not attempted:
+            return None
+        want = (C * H * W * K + K, C * K + K)
+        assert tuple(got) == want, (
+            f"for a {C}x{H}x{W} map and {K} classes expected (flatten, gap) = {want}, got {tuple(got)}. "
+            "The flatten head's linear layer reads C*H*W numbers, the GAP head's reads C; both add K biases."
+        )
+    _done("flatten: C*H*W*K + K, GAP: C*K + K; the ratio approaches H*W.")
+
+
+def check_se_params(fn) -> None:
+    """Exercise (gating): fn(C, r) returns the parameter count of a Squeeze-and-Excitation block
+    (two 1x1 convs with bias, C -> C // r -> C)."""
+    for C, r in [(64, 16), (256, 16), (2048, 16), (48, 4), (10, 3)]:
+        got, attempted = _attempt(fn, C, r)
+        if not attempted:
+            return None
+        hidden = C // r
+        want = 2 * C * hidden + hidden + C
+        assert got == want, (
+            f"for C={C}, r={r} expected {want}, got {got}. W1 has C * (C // r) weights and C // r biases, "
+            "W2 has (C // r) * C weights and C biases."
+        )
+    _done("2 C (C // r) + C // r + C, i.e. 2C^2/r plus the biases.")
+
+
+def check_channel_pool(fn) -> None:
+    """Exercise (attention): fn(x) turns an NCHW array into CBAM's (N, 2, H, W) map [max, mean] over channels."""
+    rng = np.random.default_rng(3)
+    for shape in [(1, 4, 3, 3), (2, 7, 5, 2), (1, 1, 2, 2)]:
+        x = rng.normal(size=shape)
+        got, attempted = _attempt(fn, x)
+        if not attempted:
+            return None
+        got = np.asarray(got)
+        want = np.stack([x.max(1), x.mean(1)], axis=1)
+        assert got.shape == want.shape, f"for x of shape {shape} expected {want.shape}, got {got.shape}: keep N, H, W and make 2 channels."
+        if shape[1] > 1 and np.allclose(got, want[:, ::-1]):
+            raise AssertionError("you stacked [mean, max] (timm's order); the original CBAM stacks [max, mean].")
+        assert np.allclose(got, want), "channel 0 must be the max over channels, channel 1 the mean, at every pixel."
+    _done("[max over C, mean over C], stacked on the channel axis: (N, 2, H, W).")

@@ -108,6 +108,25 @@ def test_source_markdown_shows_the_real_source():
         fusion_lib.source_markdown(3)
 
 
+def _split_reduce(w, xs):
+    starts = np.cumsum([0] + [len(x) for x in xs])
+    return sum(np.einsum("oc,chw->ohw", w[:, a:b], x) for a, b, x in zip(starts, starts[1:], xs))
+
+
+def _split_reduce_wrong_slices(w, xs):
+    return sum(np.einsum("oc,chw->ohw", w[:, : len(x)], x) for x in xs)
+
+
+def test_split_reduce_check_refuses_a_concatenation():
+    with pytest.raises(AssertionError, match="np.concatenate was called"):
+        exercises.check_split_reduce(lambda w, xs: np.einsum("oc,chw->ohw", w, np.concatenate(xs)))
+
+
+def test_channel_pool_check_names_timms_order():
+    with pytest.raises(AssertionError, match=r"\[mean, max\] \(timm's order\)"):
+        exercises.check_channel_pool(lambda x: np.stack([x.mean(1), x.max(1)], 1))
+
+
 def _not_implemented(*args):
     raise NotImplementedError
 
@@ -117,6 +136,10 @@ def _not_implemented(*args):
     [
         (exercises.check_to_channels_last, lambda x: x.transpose(0, 2, 3, 1), lambda x: x.reshape(x.shape[0], *x.shape[2:], x.shape[1])),
         (exercises.check_tied_concat_kernel, lambda w: np.concatenate([w, w], axis=1), lambda w: np.concatenate([w, 0 * w], axis=1)),
+        (exercises.check_split_reduce, _split_reduce, _split_reduce_wrong_slices),
+        (exercises.check_head_params, lambda C, H, W, K: (C * H * W * K + K, C * K + K), lambda C, H, W, K: (C * H * W * K, C * K)),
+        (exercises.check_se_params, lambda C, r: 2 * C * (C // r) + C // r + C, lambda C, r: 2 * C * C // r),
+        (exercises.check_channel_pool, lambda x: np.stack([x.max(1), x.mean(1)], 1), lambda x: np.stack([x.mean(1), x.max(1)], 1)),
     ],
 )
 def test_exercise_checks(check, right, wrong, capsys):
