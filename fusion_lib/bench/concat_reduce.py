@@ -171,6 +171,7 @@ def format_table(results: dict) -> str:
 def plot_results(results: dict, ax_memory=None, ax_latency=None):
     """Peak memory and median latency against S, one line per form and pass (log-log axes)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     if ax_memory is None or ax_latency is None:
         _, (ax_memory, ax_latency) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -183,6 +184,7 @@ def plot_results(results: dict, ax_memory=None, ax_latency=None):
             ax_latency.plot(sizes, [r["median_ms"] for r in rows], style, marker="o", color=f"C{i}", label=label)
     for ax, what in ((ax_memory, "peak extra memory (MiB)"), (ax_latency, "median latency (ms)")):
         ax.set(xscale="log", yscale="log", xlabel="spatial size S", ylabel=what)
+        ax.xaxis.set_minor_locator(NullLocator())  # log axes would add unreadable minor labels
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.grid(alpha=0.3)
     ax_memory.legend(fontsize=8)
