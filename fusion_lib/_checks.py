@@ -174,8 +174,6 @@ def pad_amounts(small_hw: tuple[int, int], big_hw: tuple[int, int]) -> tuple[int
 
 def check_map(op: str, shape: tuple, layout: Layout, channels: int | None = None) -> None:
     """One feature map: rank 4, and `channels` channels on the layout's channel axis when given."""
-    if hasattr(shape, "__len__") and not isinstance(shape, tuple):
-        shape = tuple(shape)
     check_rank4(op, [shape], layout)
     c = layout.channel_axis
     if channels is None or same_size(shape[c], channels):

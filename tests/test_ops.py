@@ -166,12 +166,15 @@ def test_global_pool(half, rng, mode, reduce):
     assert tuple(kept.shape) == half.shape((2, 3, 1, 1))
 
 
+def _params(half, layer):
+    return sum(p.numel() for p in layer.parameters()) if half.name == "torch" else layer.count_params()
+
+
 def test_head_parameter_counts(half):
     from fusion_lib.costs import linear_params
 
-    count = (lambda m: sum(p.numel() for p in m.parameters())) if half.name == "torch" else (lambda m: m.count_params())
-    assert count(half.lib.FlattenHead(512, 7, 7, 1000)) == linear_params(512 * 49, 1000) == 25_089_000
-    assert count(half.lib.GAPHead(512, 1000)) == linear_params(512, 1000) == 513_000
+    assert _params(half, half.lib.FlattenHead(512, 7, 7, 1000)) == linear_params(512 * 49, 1000) == 25_089_000
+    assert _params(half, half.lib.GAPHead(512, 1000)) == linear_params(512, 1000) == 513_000
 
 
 def test_flatten_head_orders_channels_first(half, rng):
@@ -201,10 +204,6 @@ def test_gated_fusion_with_zero_gate_conv_halves_the_input(half, rng):
         (w.data.zero_() if half.name == "torch" else w.assign(np.zeros(w.shape)))
     x, g = rng.normal(size=(2, 3, 4, 4)), rng.normal(size=(2, 5, 4, 4))
     np.testing.assert_allclose(half.numpy(fuse([half.tensor(x), half.tensor(g)])), 0.5 * x, rtol=1e-5, atol=1e-6)
-
-
-def _params(half, layer):
-    return sum(p.numel() for p in layer.parameters()) if half.name == "torch" else layer.count_params()
 
 
 @pytest.mark.parametrize("channels,reduction", [(64, 16), (256, 16), (48, 4)])

@@ -106,13 +106,6 @@ def fit_classifier(model, data, epochs: int = 20, batch_size: int = 64, lr: floa
     return float((logits.argmax(1) == y_te).mean())
 
 
-def _batch_norms(layer) -> list:
-    found = [layer] if isinstance(layer, keras.layers.BatchNormalization) else []
-    for sub in getattr(layer, "_layers", []):
-        found += _batch_norms(sub)
-    return found
-
-
 def recalibrate_batchnorm(model, X, batch_size: int = 64) -> None:
     """Recompute every BatchNormalization's moving statistics with the final weights ("precise BN").
 
@@ -121,7 +114,7 @@ def recalibrate_batchnorm(model, X, batch_size: int = 64) -> None:
     Setting momentum to 1 - 1/k for the k-th batch makes the moving statistics the equal-weight
     average over one pass of X, as in the PyTorch twin. A model without BatchNorm is untouched.
     """
-    norms = _batch_norms(model)
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
         return
     momenta = [bn.momentum for bn in norms]

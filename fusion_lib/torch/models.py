@@ -62,7 +62,7 @@ class AttentionNet(nn.Module):
         self.attention = attention
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, padding=1)
         self.conv2 = nn.Conv2d(width, width, kernel_size=3, padding=1)
-        blocks = {"none": nn.Identity, "se": SqueezeExcitation, "cbam": CBAM, "bam": BAM}
+        blocks = {"se": SqueezeExcitation, "cbam": CBAM, "bam": BAM}
         self.block = nn.Identity() if attention == "none" else blocks[attention](width, reduction)
         self.classifier = nn.Linear(width, num_classes)
 
