@@ -1,6 +1,8 @@
 // Framework switcher: consecutive cells tagged `pytorch` / `tensorflow` become one tabbed block.
 // The reader's choice applies to every block on the page and is remembered (localStorage)
 // across pages and reloads. Without JavaScript both versions simply show one after the other.
+// A group with one framework only gets no tab bar: its cells show whatever the choice, under
+// a small label naming the framework.
 (function () {
   "use strict";
   var KEY = "fusion-book-framework";
@@ -42,13 +44,24 @@
       if (seen.has(first)) return;
       var group = [];
       for (var el = first; frameworkOf(el); el = el.nextElementSibling) { group.push(el); seen.add(el); }
+      var present = [];
+      group.forEach(function (c) { var f = frameworkOf(c); if (present.indexOf(f) < 0) present.push(f); });
       var block = document.createElement("div");
+      if (present.length < 2) {
+        block.className = "framework-single";
+        block.dataset.framework = present[0];
+        var label = document.createElement("div");
+        label.className = "framework-label";
+        label.textContent = LABELS[present[0]] + " only";
+        first.parentNode.insertBefore(block, first);
+        block.appendChild(label);
+        group.forEach(function (c) { block.appendChild(c); });
+        return;
+      }
       block.className = "framework-tabs";
       var bar = document.createElement("div");
       bar.className = "framework-tabbar";
       bar.setAttribute("role", "tablist");
-      var present = [];
-      group.forEach(function (c) { var f = frameworkOf(c); if (present.indexOf(f) < 0) present.push(f); });
       present.forEach(function (fw) {
         var b = document.createElement("button");
         b.type = "button";

@@ -4,7 +4,8 @@
 - `fusion_lib.tf`: NHWC Keras 3 layers with the same names, arguments and math.
 - `fusion_lib.port`: copy a torch module's weights into its Keras twin.
 
-This top-level package is framework-free: importing it imports neither torch nor TensorFlow.
+This top-level package is framework-free: importing it imports neither torch nor
+TensorFlow.
 """
 
 from fusion_lib.costs import (
@@ -15,7 +16,7 @@ from fusion_lib.costs import (
     linear_flops,
     linear_params,
 )
-from fusion_lib.env import environment_report, seed_everything
+from fusion_lib.env import cuda_or_skip, environment_report, seed_everything
 from fusion_lib.source import show_source, source_markdown
 
 __version__ = "0.1.0"
@@ -25,6 +26,7 @@ __all__ = [
     "conv2d_flops",
     "conv2d_macs",
     "conv2d_params",
+    "cuda_or_skip",
     "environment_report",
     "linear_flops",
     "linear_params",

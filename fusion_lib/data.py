@@ -6,19 +6,199 @@ import numpy as np
 
 
 def load_digits_split(seed: int = 0, test_fraction: float = 0.25, layout: str = "NCHW"):
-    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), split and scaled to [0, 1].
+    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), split and
+    scaled to [0, 1].
 
-    Returns (X_train, y_train, X_test, y_test): X float32 of shape (N, 1, 8, 8) for layout="NCHW"
-    or (N, 8, 8, 1) for "NHWC"; y int64 labels. The split is stratified and fixed by `seed`.
+    Returns (X_train, y_train, X_test, y_test): X float32 of shape (N, 1, 8, 8) for
+    layout="NCHW" or (N, 8, 8, 1) for "NHWC"; y int64 labels. The split is stratified
+    and fixed by `seed`.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     if layout not in ("NCHW", "NHWC"):
-        raise ValueError(f"layout must be 'NCHW' (torch) or 'NHWC' (Keras); got {layout!r}.")
+        raise ValueError(
+            f"layout must be 'NCHW' (torch) or 'NHWC' (Keras); got {layout!r}."
+        )
     digits = load_digits()
     X = (digits.images / 16.0).astype(np.float32)
     X = X[:, None] if layout == "NCHW" else X[..., None]
     y = digits.target.astype(np.int64)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, random_state=seed, stratify=y)
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, y, test_size=test_fraction, random_state=seed, stratify=y
+    )
     return X_tr, y_tr, X_te, y_te
+
+
+def load_digits_tests(seed: int = 0):
+    """The digits split in the form `fusion_lib.experiments` expects (NCHW).
+
+    Returns (X_train, y_train, {"test": (X_test, y_test)}).
+    """
+    X_tr, y_tr, X_te, y_te = load_digits_split(seed)
+    return X_tr, y_tr, {"test": (X_te, y_te)}
+
+
+def load_digits_with_train(seed: int = 0):
+    """The digits split with the training set also scored, to measure the train/test
+    gap (NCHW).
+
+    Returns (X_train, y_train, {"test": (X_test, y_test), "train": (X_train, y_train)}).
+    Taught in the chapter on skip connections.
+    """
+    X_tr, y_tr, X_te, y_te = load_digits_split(seed)
+    return X_tr, y_tr, {"test": (X_te, y_te), "train": (X_tr, y_tr)}
+
+
+def make_shapes_on_texture(n: int, size: int = 32, seed: int = 0):
+    """Generated segmentation images: discs and squares on a textured background.
+
+    Returns X (n, 1, size, size) float32 and masks y (n, size, size) int64 (1 inside a
+    shape). Background and shapes carry stripes of different orientation and frequency
+    with the same mean brightness, plus noise, so a pixel's value alone does not say
+    which side it is on: the network must read the texture around it, and the mask's
+    edges need full resolution. Taught in the chapter on skip connections.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:size, :size].astype(np.float32)
+    X = np.empty((n, 1, size, size), np.float32)
+    y = np.zeros((n, size, size), np.int64)
+    for i in range(n):
+        a, b = rng.uniform(0, np.pi, 2)
+        phase = rng.uniform(0, 2 * np.pi, 2)
+        back = np.sin(0.6 * (np.cos(a) * rows + np.sin(a) * cols) + phase[0])
+        front = np.sin(1.8 * (np.cos(b) * rows + np.sin(b) * cols) + phase[1])
+        mask = np.zeros((size, size), bool)
+        for _ in range(rng.integers(1, 4)):
+            r = rng.uniform(size / 10, size / 4)
+            cy, cx = rng.uniform(r, size - r, 2)
+            if rng.random() < 0.5:
+                mask |= (rows - cy) ** 2 + (cols - cx) ** 2 <= r**2
+            else:
+                mask |= (abs(rows - cy) <= r) & (abs(cols - cx) <= r)
+        image = np.where(mask, front, back) + 0.3 * rng.normal(size=(size, size))
+        X[i, 0], y[i] = 0.5 + 0.25 * image, mask
+    return X, y
+
+
+def load_shapes_segmentation(seed: int = 0, n_train: int = 512, n_test: int = 128):
+    """Shapes-on-texture segmentation data in the form of `fusion_lib.experiments`:
+    (X_train, y_train, {"test": (X_test, y_test)}), NCHW, 32x32, masks (N, 32, 32).
+    Taught in the chapter on skip connections.
+    """
+    X_tr, y_tr = make_shapes_on_texture(n_train, seed=2 * seed)
+    X_te, y_te = make_shapes_on_texture(n_test, seed=2 * seed + 1)
+    return X_tr, y_tr, {"test": (X_te, y_te)}
+
+
+def on_canvas(images: np.ndarray, dy: int = 0, dx: int = 0, size: int = 20):
+    """Place (N, 1, 8, 8) digits at the centre of a size x size zero canvas, moved by
+    (dy, dx) pixels (down, right).
+
+    Returns (N, 1, size, size) float32. Raises if the move would push the digit off the
+    canvas. Taught in the chapter on global pooling.
+    """
+    top = (size - 8) // 2
+    if not (0 <= top + dy <= size - 8 and 0 <= top + dx <= size - 8):
+        raise ValueError(
+            f"a move of ({dy}, {dx}) pushes an 8x8 digit off a {size}x{size} canvas; "
+            f"keep |dy|, |dx| <= {top} or use a larger canvas."
+        )
+    canvas = np.zeros((len(images), 1, size, size), np.float32)
+    canvas[:, :, top + dy : top + dy + 8, top + dx : top + dx + 8] = images
+    return canvas
+
+
+CANVAS_SHIFTS = (-4, -3, -2, -1, 0, 1, 2, 3, 4)
+
+
+def load_digits_on_canvas(seed: int = 0, size: int = 20):
+    """Digits centred on a size x size canvas for training; tests centred and shifted.
+
+    Returns (X_train, y_train, tests) in NCHW with tests = {"centred": ..., "shifted":
+    every test digit moved 4 pixels left and 4 pixels right (twice as many images),
+    "dx=-4" ... "dx=+4": the test digits moved sideways by that many pixels}.
+    Taught in the chapter on global pooling.
+    """
+    X_tr, y_tr, X_te, y_te = load_digits_split(seed)
+    tests = {
+        "centred": (on_canvas(X_te, size=size), y_te),
+        "shifted": (
+            np.concatenate([on_canvas(X_te, 0, d, size) for d in (-4, 4)]),
+            np.concatenate([y_te, y_te]),
+        ),
+    }
+    for dx in CANVAS_SHIFTS:
+        tests[f"dx={dx:+d}"] = (on_canvas(X_te, 0, dx, size), y_te)
+    return on_canvas(X_tr, size=size), y_tr, tests
+
+
+SHAPE_CLASSES = ("square", "frame", "plus")
+
+
+def draw_shape(shape: str, side: int) -> np.ndarray:
+    """A side x side binary mask of one of SHAPE_CLASSES: a filled square, its outline
+    ("frame") or a centred cross ("plus"), strokes max(1, side // 4) pixels wide.
+
+    Taught in the chapter on feature pyramids.
+    """
+    if shape not in SHAPE_CLASSES:
+        raise ValueError(f"shape must be one of {SHAPE_CLASSES}; got {shape!r}.")
+    if side < 3:
+        raise ValueError(f"side must be at least 3 pixels to tell shapes; got {side}.")
+    stroke = max(1, side // 4)
+    mask = np.zeros((side, side), np.float32)
+    if shape == "square":
+        mask[:] = 1
+    elif shape == "frame":
+        mask[:stroke], mask[-stroke:], mask[:, :stroke], mask[:, -stroke:] = 1, 1, 1, 1
+    else:
+        mid = (side - stroke) // 2
+        mask[mid : mid + stroke], mask[:, mid : mid + stroke] = 1, 1
+    return mask
+
+
+SHAPE_SIDES = {"small": (3, 4, 5), "large": (14, 16, 18)}
+
+
+def multiscale_shapes(n: int, scale: str, seed: int = 0, size: int = 32):
+    """n noisy size x size images, each holding one shape of SHAPE_CLASSES at a random
+    place, with side drawn from SHAPE_SIDES[scale] ("small" or "large").
+
+    Returns (X, y): X float32 (n, 1, size, size), shape intensity 0.6..1 on Gaussian
+    noise (std 0.25); y int64 labels, index into SHAPE_CLASSES, balanced.
+    Taught in the chapter on feature pyramids.
+    """
+    if scale not in SHAPE_SIDES:
+        raise ValueError(f"scale must be one of {list(SHAPE_SIDES)}; got {scale!r}.")
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % len(SHAPE_CLASSES)
+    rng.shuffle(y)
+    X = rng.normal(0.0, 0.25, (n, 1, size, size)).astype(np.float32)
+    for i, label in enumerate(y):
+        side = int(rng.choice(SHAPE_SIDES[scale]))
+        top, left = rng.integers(0, size - side + 1, 2)
+        mask = draw_shape(SHAPE_CLASSES[label], side) * rng.uniform(0.6, 1.0)
+        X[i, 0, top : top + side, left : left + side] += mask
+    return X, y.astype(np.int64)
+
+
+def load_multiscale_shapes(seed: int = 0, n_train: int = 1800, n_test: int = 600):
+    """Shapes of two very different sizes for `fusion_lib.experiments` (NCHW, 32x32).
+
+    Returns (X_train, y_train, {"small": ..., "large": ...}): the training set mixes
+    small (3-5 px) and large (14-18 px) shapes half and half; each test set holds one
+    size only, so accuracy is measured per object size. The seed fixes every image.
+    Taught in the chapter on feature pyramids.
+    """
+    half = n_train // 2
+    parts = [
+        multiscale_shapes(half, s, seed * 10 + k) for k, s in enumerate(SHAPE_SIDES)
+    ]
+    X_tr = np.concatenate([p[0] for p in parts])
+    y_tr = np.concatenate([p[1] for p in parts])
+    tests = {
+        s: multiscale_shapes(n_test, s, seed * 10 + 5 + k)
+        for k, s in enumerate(SHAPE_SIDES)
+    }
+    return X_tr, y_tr, tests

@@ -1,15 +1,21 @@
-"""Fixtures for the library tests: one parametrised fixture runs a test against both halves."""
+"""Fixtures for the library tests: one parametrised fixture runs a test against both
+halves.
+"""
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
+os.environ.setdefault(
+    "TF_CPP_MIN_LOG_LEVEL", "2"
+)  # before TensorFlow is imported anywhere
 
 import numpy as np
 import pytest
 
 
 class Half:
-    """A framework half, with helpers to feed it NCHW-shaped numpy data in its own layout."""
+    """A framework half, with helpers to feed it NCHW-shaped numpy data in its own
+    layout.
+    """
 
     def __init__(self, name):
         self.name = name
@@ -19,13 +25,17 @@ class Half:
             import fusion_lib.torch as lib
 
             self.lib, self.layout = lib, "NCHW"
-            self.tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32))
+            self.tensor = lambda a: torch.as_tensor(
+                np.ascontiguousarray(a, dtype=np.float32)
+            )
             self.numpy = lambda t: t.detach().numpy()
         else:
             import fusion_lib.tf as lib
 
             self.lib, self.layout = lib, "NHWC"
-            self.tensor = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.float32).transpose(0, 2, 3, 1))
+            self.tensor = lambda a: np.ascontiguousarray(
+                np.asarray(a, dtype=np.float32).transpose(0, 2, 3, 1)
+            )
             self.numpy = lambda t: np.asarray(t).transpose(0, 3, 1, 2)
 
     def shape(self, nchw):

@@ -1,4 +1,6 @@
-"""Bad input raises ValueError naming what was received, what was expected, and the fix."""
+"""Bad input raises ValueError naming what was received, what was expected, and the
+fix.
+"""
 
 import numpy as np
 import pytest
@@ -9,18 +11,28 @@ def arr(rng, *nchw):
 
 
 def test_concat_mismatched_spatial(half, rng):
-    with pytest.raises(ValueError, match=r"Spatial sizes 8x8 vs 7x7 differ.*center_crop"):
-        half.lib.ConcatFusion()([half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 4, 7, 7))])
+    with pytest.raises(
+        ValueError, match=r"Spatial sizes 8x8 vs 7x7 differ.*center_crop"
+    ):
+        half.lib.ConcatFusion()(
+            [half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 4, 7, 7))]
+        )
 
 
 def test_concat_mismatched_batch(half, rng):
     with pytest.raises(ValueError, match=r"Batch sizes differ"):
-        half.lib.ConcatFusion()([half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 3, 3, 8, 8))])
+        half.lib.ConcatFusion()(
+            [half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 3, 3, 8, 8))]
+        )
 
 
 def test_concat_wrong_rank(half, rng):
     x = half.tensor(arr(rng, 1, 3, 8, 8))[0]
-    with pytest.raises(ValueError, match=rf"expects 4-D {half.layout} tensors; input 0 has shape .*rank 3.*batch axis"):
+    with pytest.raises(
+        ValueError,
+        match=rf"expects 4-D {half.layout} tensors; input 0 has shape "
+        r".*rank 3.*batch axis",
+    ):
         half.lib.ConcatFusion()([x, x])
 
 
@@ -38,18 +50,28 @@ def test_concat_other_layout_is_named(half, rng):
     else:
         xs = [np.float32(a), np.float32(b)]  # NCHW arrays handed to the NHWC half
         fix = r"transpose\(x, \(0, 2, 3, 1\)\)"
-    with pytest.raises(ValueError, match=rf"looks {'NHWC' if half.layout == 'NCHW' else 'NCHW'}.*{fix}"):
+    with pytest.raises(
+        ValueError, match=rf"looks {'NHWC' if half.layout == 'NCHW' else 'NCHW'}.*{fix}"
+    ):
         half.lib.ConcatFusion()(xs)
 
 
 def test_add_mismatched_channels_suggests_projection(half, rng):
-    with pytest.raises(ValueError, match=r"Channel counts \[3, 5\] differ: project with a 1x1 conv first.*in_channels=\[3, 5\]"):
-        half.lib.AddFusion()([half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 5, 8, 8))])
+    with pytest.raises(
+        ValueError,
+        match=r"Channel counts \[3, 5\] differ: project with a 1x1 conv first"
+        r".*in_channels=\[3, 5\]",
+    ):
+        half.lib.AddFusion()(
+            [half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 5, 8, 8))]
+        )
 
 
 def test_add_mismatched_spatial(half, rng):
     with pytest.raises(ValueError, match=r"Spatial sizes differ"):
-        half.lib.AddFusion()([half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 3, 4, 4))])
+        half.lib.AddFusion()(
+            [half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 3, 4, 4))]
+        )
 
 
 def test_add_projected_mismatched_spatial(half, rng):
@@ -60,7 +82,9 @@ def test_add_projected_mismatched_spatial(half, rng):
 
 def test_add_wrong_channel_count_for_projection(half, rng):
     fuse = half.lib.AddFusion(in_channels=[3, 5], out_channels=5)
-    with pytest.raises(ValueError, match=r"input 1 has shape .* 4 channels .* in_channels\[1\] = 5"):
+    with pytest.raises(
+        ValueError, match=r"input 1 has shape .* 4 channels .* in_channels\[1\] = 5"
+    ):
         fuse([half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 4, 8, 8))])
 
 
@@ -70,7 +94,9 @@ def test_add_channels_last_to_torch_is_named():
 
     fuse = F.AddFusion(in_channels=[3, 5], out_channels=5)
     xs = [torch.zeros(2, 8, 8, 3), torch.zeros(2, 8, 8, 5)]
-    with pytest.raises(ValueError, match=r"looks NHWC \(channels last\).*permute\(0, 3, 1, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"looks NHWC \(channels last\).*permute\(0, 3, 1, 2\)"
+    ):
         fuse(xs)
 
 
@@ -86,7 +112,9 @@ def test_add_out_channels_without_in_channels(half):
 
 
 def test_center_crop_target_too_large(half, rng):
-    with pytest.raises(ValueError, match=r"cannot crop a 6x6 map .* to 8x8.*mode='pad'"):
+    with pytest.raises(
+        ValueError, match=r"cannot crop a 6x6 map .* to 8x8.*mode='pad'"
+    ):
         half.lib.center_crop(half.tensor(arr(rng, 1, 2, 6, 6)), (8, 8))
 
 
@@ -103,31 +131,44 @@ def test_unet_merge_takes_two(half, rng):
 
 def test_concat_reduce_spatial_mismatch_names_resize_to(half, rng):
     fuse = half.lib.ConcatReduce([3, 4], 8)
-    with pytest.raises(ValueError, match=r"Spatial sizes 8x8 vs 4x4 differ.*resize_to\(coarse, fine\)"):
+    with pytest.raises(
+        ValueError, match=r"Spatial sizes 8x8 vs 4x4 differ.*resize_to\(coarse, fine\)"
+    ):
         fuse([half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 4, 4, 4))])
 
 
 def test_concat_reduce_wrong_channels(half, rng):
     fuse = half.lib.ConcatReduce([3, 4], 8)
-    with pytest.raises(ValueError, match=r"input 1 has shape .* 5 channels .* in_channels\[1\] = 4"):
+    with pytest.raises(
+        ValueError, match=r"input 1 has shape .* 5 channels .* in_channels\[1\] = 4"
+    ):
         fuse([half.tensor(arr(rng, 2, 3, 8, 8)), half.tensor(arr(rng, 2, 5, 8, 8))])
 
 
 def test_concat_reduce_bad_mode(half):
-    with pytest.raises(ValueError, match=r"mode must be 'conv' or 'linear'; got 'dense'"):
+    with pytest.raises(
+        ValueError, match=r"mode must be 'conv' or 'linear'; got 'dense'"
+    ):
         half.lib.ConcatReduce([3, 4], 8, mode="dense")
 
 
 def test_resize_to_bad_mode_and_rank(half, rng):
     x = half.tensor(arr(rng, 1, 2, 4, 4))
-    with pytest.raises(ValueError, match=r"resize_to mode must be one of \('bilinear', 'nearest'\); got 'bicubic'"):
+    with pytest.raises(
+        ValueError,
+        match=r"resize_to mode must be one of \('bilinear', 'nearest'\); got 'bicubic'",
+    ):
         half.lib.resize_to(x, (8, 8), mode="bicubic")
-    with pytest.raises(ValueError, match=r"resize_to expects 4-D .* got a tensor of shape .*\(rank 3\)"):
+    with pytest.raises(
+        ValueError, match=r"resize_to expects 4-D .* got a tensor of shape .*\(rank 3\)"
+    ):
         half.lib.resize_to(x[0], (8, 8))
 
 
 def test_global_pool_bad_mode_and_rank(half, rng):
-    with pytest.raises(ValueError, match=r"GlobalPool mode must be 'avg' or 'max'; got 'sum'"):
+    with pytest.raises(
+        ValueError, match=r"GlobalPool mode must be 'avg' or 'max'; got 'sum'"
+    ):
         half.lib.GlobalPool("sum")
     with pytest.raises(ValueError, match=r"GlobalPool expects 4-D"):
         half.lib.GlobalPool()(half.tensor(arr(rng, 1, 2, 4, 4))[0])
@@ -135,15 +176,21 @@ def test_global_pool_bad_mode_and_rank(half, rng):
 
 def test_flatten_head_fixes_the_input_size(half, rng):
     head = half.lib.FlattenHead(4, 7, 7, 10)
-    with pytest.raises(ValueError, match=r"built for 7x7 maps but got shape .*8x8.*GAPHead accepts any"):
+    with pytest.raises(
+        ValueError, match=r"built for 7x7 maps but got shape .*8x8.*GAPHead accepts any"
+    ):
         head(half.tensor(arr(rng, 1, 4, 8, 8)))
-    with pytest.raises(ValueError, match=r"built for 4 channels but got shape .* 3 channels"):
+    with pytest.raises(
+        ValueError, match=r"built for 4 channels but got shape .* 3 channels"
+    ):
         head(half.tensor(arr(rng, 1, 3, 7, 7)))
 
 
 def test_product_fusion_needs_identical_shapes(half, rng):
     with pytest.raises(ValueError, match=r"ProductFusion needs identical shapes"):
-        half.lib.ProductFusion()([half.tensor(arr(rng, 2, 3, 4, 4)), half.tensor(arr(rng, 2, 3, 5, 5))])
+        half.lib.ProductFusion()(
+            [half.tensor(arr(rng, 2, 3, 4, 4)), half.tensor(arr(rng, 2, 3, 5, 5))]
+        )
 
 
 def test_gated_fusion_takes_two_and_checks_the_gate(half, rng):
@@ -151,19 +198,30 @@ def test_gated_fusion_takes_two_and_checks_the_gate(half, rng):
     x, g = half.tensor(arr(rng, 2, 3, 4, 4)), half.tensor(arr(rng, 2, 4, 4, 4))
     with pytest.raises(ValueError, match=r"takes \[x, g\].*got 3"):
         fuse([x, x, x])
-    with pytest.raises(ValueError, match=r"input 1 has shape .* 4 channels .* in_channels\[1\] = 5"):
+    with pytest.raises(
+        ValueError, match=r"input 1 has shape .* 4 channels .* in_channels\[1\] = 5"
+    ):
         fuse([x, g])
 
 
 def test_se_reduction_too_large(half):
-    with pytest.raises(ValueError, match=r"SqueezeExcitation\(channels=8, reduction=16\) would squeeze to .* 0 channels. Use reduction <= 8"):
+    with pytest.raises(
+        ValueError,
+        match=r"SqueezeExcitation\(channels=8, reduction=16\) would squeeze to "
+        r".* 0 channels. Use reduction <= 8",
+    ):
         half.lib.SqueezeExcitation(8)
 
 
-@pytest.mark.parametrize("name", ["SqueezeExcitation", "ChannelAttention", "CBAM", "BAM"])
+@pytest.mark.parametrize(
+    "name", ["SqueezeExcitation", "ChannelAttention", "CBAM", "BAM"]
+)
 def test_attention_wrong_channels(half, rng, name):
     layer = getattr(half.lib, name)(32, 8)
-    with pytest.raises(ValueError, match=rf"{name} was built for 32 channels but got shape .* 16 channels"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{name} was built for 32 channels but got shape .* 16 channels",
+    ):
         layer(half.tensor(arr(rng, 2, 16, 5, 5)))
 
 
@@ -178,3 +236,17 @@ def test_attention_channels_last_to_torch_is_named():
 def test_spatial_attention_even_kernel(half):
     with pytest.raises(ValueError, match=r"odd kernel_size .* got 4"):
         half.lib.SpatialAttention(4)
+
+
+def test_bam_combine_is_sum_or_product(half):
+    with pytest.raises(ValueError, match=r"BAM combine must be one of .* got 'mean'"):
+        half.lib.BAM(32, 8, combine="mean")
+
+
+def test_attention_net_refuses_bad_position_and_combine():
+    import fusion_lib.torch.models as TM
+
+    with pytest.raises(ValueError, match=r"position must be one of .* got 'tail'"):
+        TM.AttentionNet("se", position="tail")
+    with pytest.raises(ValueError, match=r"combine='product' applies to .*'bam' only"):
+        TM.AttentionNet("cbam", combine="product")

@@ -15,17 +15,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _imported_after(statement):
-    code = f"import sys; {statement}; print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        f"import sys; {statement}; print(sorted(m for m in "
+        "('torch', 'tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return out.stdout.strip()
 
 
 def test_top_level_imports_no_framework():
-    assert _imported_after("import fusion_lib, fusion_lib.exercises, fusion_lib.costs") == "[]"
+    assert (
+        _imported_after("import fusion_lib, fusion_lib.exercises, fusion_lib.costs")
+        == "[]"
+    )
 
 
 def test_torch_half_never_imports_tensorflow():
-    assert _imported_after("import fusion_lib.torch, fusion_lib.torch.models") == "['torch']"
+    assert (
+        _imported_after("import fusion_lib.torch, fusion_lib.torch.models")
+        == "['torch']"
+    )
 
 
 def test_tf_half_never_imports_torch():
@@ -33,14 +44,26 @@ def test_tf_half_never_imports_torch():
 
 
 def _public_classes(module):
-    return {n: c for n, c in vars(module).items() if inspect.isclass(c) and c.__module__ == module.__name__}
+    return {
+        n: c
+        for n, c in vars(module).items()
+        if inspect.isclass(c) and c.__module__ == module.__name__
+    }
 
 
 def test_halves_are_mirrored():
     import importlib
 
-    torch_files = sorted(p.name for p in (ROOT / "fusion_lib/torch").glob("*.py") if not p.name.startswith("_"))
-    tf_files = sorted(p.name for p in (ROOT / "fusion_lib/tf").glob("*.py") if not p.name.startswith("_"))
+    torch_files = sorted(
+        p.name
+        for p in (ROOT / "fusion_lib/torch").glob("*.py")
+        if not p.name.startswith("_")
+    )
+    tf_files = sorted(
+        p.name
+        for p in (ROOT / "fusion_lib/tf").glob("*.py")
+        if not p.name.startswith("_")
+    )
     assert torch_files == tf_files
     for name in torch_files:
         t = importlib.import_module(f"fusion_lib.torch.{name[:-3]}")
@@ -48,20 +71,36 @@ def test_halves_are_mirrored():
         assert set(_public_classes(t)) == set(_public_classes(k)), name
         for cls_name, t_cls in _public_classes(t).items():
             k_cls = _public_classes(k)[cls_name]
-            t_sig = [p for p in inspect.signature(t_cls).parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-            k_sig = [p for p in inspect.signature(k_cls).parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-            assert [(p.name, p.default) for p in t_sig] == [(p.name, p.default) for p in k_sig], cls_name
+            t_sig = [
+                p
+                for p in inspect.signature(t_cls).parameters.values()
+                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            ]
+            k_sig = [
+                p
+                for p in inspect.signature(k_cls).parameters.values()
+                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            ]
+            assert [(p.name, p.default) for p in t_sig] == [
+                (p.name, p.default) for p in k_sig
+            ], cls_name
             for doc in (t_cls.__doc__, k_cls.__doc__):
-                assert doc and "Taught in the chapter" in doc, f"{cls_name} must say where the book teaches it"
+                assert doc and "Taught in the chapter" in doc, (
+                    f"{cls_name} must say where the book teaches it"
+                )
 
 
-@pytest.mark.parametrize("c_in,c_out,k,bias", [(3, 8, 3, True), (16, 4, 1, False), (5, 7, 5, True)])
+@pytest.mark.parametrize(
+    "c_in,c_out,k,bias", [(3, 8, 3, True), (16, 4, 1, False), (5, 7, 5, True)]
+)
 def test_conv_costs_match_torch(c_in, c_out, k, bias):
     torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode
 
     conv = torch.nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=bias)
-    assert costs.conv2d_params(c_in, c_out, k, bias) == sum(p.numel() for p in conv.parameters())
+    assert costs.conv2d_params(c_in, c_out, k, bias) == sum(
+        p.numel() for p in conv.parameters()
+    )
     with FlopCounterMode(display=False) as counter:
         conv(torch.zeros(1, c_in, 9, 11))
     assert costs.conv2d_flops(c_in, c_out, k, 9, 11) == counter.get_total_flops()
@@ -110,7 +149,10 @@ def test_source_markdown_shows_the_real_source():
 
 def _split_reduce(w, xs):
     starts = np.cumsum([0] + [len(x) for x in xs])
-    return sum(np.einsum("oc,chw->ohw", w[:, a:b], x) for a, b, x in zip(starts, starts[1:], xs))
+    return sum(
+        np.einsum("oc,chw->ohw", w[:, a:b], x)
+        for a, b, x in zip(starts, starts[1:], xs)
+    )
 
 
 def _split_reduce_wrong_slices(w, xs):
@@ -119,7 +161,9 @@ def _split_reduce_wrong_slices(w, xs):
 
 def test_split_reduce_check_refuses_a_concatenation():
     with pytest.raises(AssertionError, match="np.concatenate was called"):
-        exercises.check_split_reduce(lambda w, xs: np.einsum("oc,chw->ohw", w, np.concatenate(xs)))
+        exercises.check_split_reduce(
+            lambda w, xs: np.einsum("oc,chw->ohw", w, np.concatenate(xs))
+        )
 
 
 def test_channel_pool_check_names_timms_order():
@@ -134,12 +178,32 @@ def _not_implemented(*args):
 @pytest.mark.parametrize(
     "check,right,wrong",
     [
-        (exercises.check_to_channels_last, lambda x: x.transpose(0, 2, 3, 1), lambda x: x.reshape(x.shape[0], *x.shape[2:], x.shape[1])),
-        (exercises.check_tied_concat_kernel, lambda w: np.concatenate([w, w], axis=1), lambda w: np.concatenate([w, 0 * w], axis=1)),
+        (
+            exercises.check_to_channels_last,
+            lambda x: x.transpose(0, 2, 3, 1),
+            lambda x: x.reshape(x.shape[0], *x.shape[2:], x.shape[1]),
+        ),
+        (
+            exercises.check_tied_concat_kernel,
+            lambda w: np.concatenate([w, w], axis=1),
+            lambda w: np.concatenate([w, 0 * w], axis=1),
+        ),
         (exercises.check_split_reduce, _split_reduce, _split_reduce_wrong_slices),
-        (exercises.check_head_params, lambda C, H, W, K: (C * H * W * K + K, C * K + K), lambda C, H, W, K: (C * H * W * K, C * K)),
-        (exercises.check_se_params, lambda C, r: 2 * C * (C // r) + C // r + C, lambda C, r: 2 * C * C // r),
-        (exercises.check_channel_pool, lambda x: np.stack([x.max(1), x.mean(1)], 1), lambda x: np.stack([x.mean(1), x.max(1)], 1)),
+        (
+            exercises.check_head_params,
+            lambda C, H, W, K: (C * H * W * K + K, C * K + K),
+            lambda C, H, W, K: (C * H * W * K, C * K),
+        ),
+        (
+            exercises.check_se_params,
+            lambda C, r: 2 * C * (C // r) + C // r + C,
+            lambda C, r: 2 * C * C // r,
+        ),
+        (
+            exercises.check_channel_pool,
+            lambda x: np.stack([x.max(1), x.mean(1)], 1),
+            lambda x: np.stack([x.mean(1), x.max(1)], 1),
+        ),
     ],
 )
 def test_exercise_checks(check, right, wrong, capsys):
@@ -157,5 +221,19 @@ def test_concat_shape_check_catches_a_missing_error():
         out[axis] = sum(s[axis] for s in shapes)
         return tuple(out)
 
-    with pytest.raises(AssertionError, match="instead of raising ValueError"):
+    with pytest.raises(AssertionError, match=r"instead of raising\s+ValueError"):
         exercises.check_concat_shape(no_validation)
+
+
+def test_digits_on_canvas_move_and_refuse_to_fall_off():
+    from fusion_lib.data import load_digits_on_canvas, on_canvas
+
+    digits = np.arange(2 * 64, dtype=np.float32).reshape(2, 1, 8, 8)
+    moved = on_canvas(digits, dy=-1, dx=4, size=20)
+    assert moved.shape == (2, 1, 20, 20) and moved.sum() == digits.sum()
+    np.testing.assert_array_equal(moved[:, :, 5:13, 10:18], digits)
+    with pytest.raises(ValueError, match="off a 20x20 canvas"):
+        on_canvas(digits, dx=7, size=20)
+    X, y, tests = load_digits_on_canvas(0)
+    assert X.shape[1:] == (1, 20, 20) and list(tests)[:2] == ["centred", "shifted"]
+    assert len(tests["shifted"][0]) == 2 * len(tests["centred"][0])

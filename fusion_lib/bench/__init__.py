@@ -1,1 +1,3 @@
-"""Benchmarks whose stored results the chapters show (run them with `python -m fusion_lib.bench.NAME`)."""
+"""Benchmarks whose stored results the chapters show (run them with
+`python -m fusion_lib.bench.NAME`).
+"""

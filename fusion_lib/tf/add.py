@@ -7,32 +7,56 @@ from __future__ import annotations
 
 import keras
 
-from fusion_lib._checks import NHWC, as_tensor_list, check_all_but_channels, check_channels, check_same_shapes
+from fusion_lib._checks import (
+    NHWC,
+    as_tensor_list,
+    check_all_but_channels,
+    check_channels,
+    check_same_shapes,
+)
 from fusion_lib.tf._base import FusionLayer
 
 
 class AddFusion(FusionLayer):
-    """Sum feature maps element-wise, projecting branches to a common width first if asked.
+    """Sum feature maps element-wise, projecting branches to a common width first if
+    asked.
 
     xs: list of (N, H, W, C_i) -> (N, H, W, C_out); out = sum_i P_i(x_i), where
-    P_i is a 1x1 conv C_i -> C_out (with bias) when C_i != C_out and the identity otherwise.
+    P_i is a 1x1 conv C_i -> C_out (with bias) when C_i != C_out and the identity
+    otherwise.
     in_channels=None: no projections; every input must already have the same shape.
     out_channels=None with in_channels given: C_out = max(in_channels).
     Taught in the chapter on addition.
     """
 
-    def __init__(self, in_channels: list[int] | None = None, out_channels: int | None = None, **kwargs):
+    def __init__(
+        self,
+        in_channels: list[int] | None = None,
+        out_channels: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if in_channels is None and out_channels is not None:
-            raise ValueError("AddFusion: out_channels needs in_channels (one count per input branch).")
-        self.in_channels = None if in_channels is None else [int(c) for c in in_channels]
+            raise ValueError(
+                "AddFusion: out_channels needs in_channels "
+                "(one count per input branch)."
+            )
+        self.in_channels = (
+            None if in_channels is None else [int(c) for c in in_channels]
+        )
         if self.in_channels is not None and out_channels is None:
             out_channels = max(self.in_channels)
         self.out_channels = out_channels
         self.proj = []
         for c in self.in_channels or []:
-            p = keras.layers.Identity() if c == out_channels else keras.layers.Conv2D(out_channels, 1)
-            p.build((None, None, None, c))  # weights exist at once, so fusion_lib.port can fill them
+            p = (
+                keras.layers.Identity()
+                if c == out_channels
+                else keras.layers.Conv2D(out_channels, 1)
+            )
+            p.build(
+                (None, None, None, c)
+            )  # weights exist at once, so fusion_lib.port can fill them
             self.proj.append(p)
 
     def check_inputs(self, xs) -> None:
@@ -52,4 +76,8 @@ class AddFusion(FusionLayer):
         return out
 
     def get_config(self):
-        return {**super().get_config(), "in_channels": self.in_channels, "out_channels": self.out_channels}
+        return {
+            **super().get_config(),
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+        }

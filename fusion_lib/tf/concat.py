@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import keras
 
-from fusion_lib._checks import NHWC, as_tensor_list, center_crop_box, check_all_but_channels, check_rank4, pad_amounts
+from fusion_lib._checks import (
+    NHWC,
+    as_tensor_list,
+    center_crop_box,
+    check_all_but_channels,
+    check_rank4,
+    pad_amounts,
+)
 from fusion_lib.tf._base import FusionLayer
 
 
@@ -30,8 +37,9 @@ class ConcatFusion(FusionLayer):
 def center_crop(x, like):
     """Crop the centre of x to the spatial size of `like` (a tensor or an (h, w) pair).
 
-    x: (N, H, W, C) -> (N, h, w, C), the window starting at ((H - h) // 2, (W - w) // 2),
-    as the original U-Net crops its encoder maps. Taught in the chapter on concatenation.
+    x: (N, H, W, C) -> (N, h, w, C), the window starting at
+    ((H - h) // 2, (W - w) // 2), as the original U-Net crops its encoder maps.
+    Taught in the chapter on concatenation.
     """
     if hasattr(like, "shape"):
         check_rank4("center_crop", [tuple(like.shape)], NHWC)
@@ -41,18 +49,24 @@ def center_crop(x, like):
 
 
 class UNetSkipMerge(FusionLayer):
-    """U-Net's skip merge: bring the encoder map to the decoder map's size, then concatenate.
+    """U-Net's skip merge: bring the encoder map to the decoder map's size, then
+    concatenate.
 
-    xs = [up, skip], up: (N, h, w, C_u), skip: (N, H, W, C_s) -> (N, ., ., C_u + C_s), with
-    mode="crop": skip centre-cropped to h x w (the paper's valid convolutions shrink maps);
-    mode="pad":  up zero-padded (centred) to H x W (the common "same"-padding variant).
+    xs = [up, skip], up: (N, h, w, C_u), skip: (N, H, W, C_s) -> (N, ., ., C_u + C_s),
+    with
+    mode="crop": skip centre-cropped to h x w (the paper's valid convolutions shrink
+                 maps);
+    mode="pad":  up zero-padded (centred) to H x W (the common "same"-padding
+                 variant).
     Output order is concatenate([up, skip]). Taught in the chapter on concatenation.
     """
 
     def __init__(self, mode: str = "crop", **kwargs):
         super().__init__(**kwargs)
         if mode not in ("crop", "pad"):
-            raise ValueError(f"UNetSkipMerge mode must be 'crop' or 'pad'; got {mode!r}.")
+            raise ValueError(
+                f"UNetSkipMerge mode must be 'crop' or 'pad'; got {mode!r}."
+            )
         self.mode = mode
 
     def check_inputs(self, xs) -> None:
@@ -66,7 +80,9 @@ class UNetSkipMerge(FusionLayer):
         if self.mode == "crop":
             skip = center_crop(skip, up)
         else:
-            top, bottom, left, right = pad_amounts(tuple(up.shape[1:3]), tuple(skip.shape[1:3]))
+            top, bottom, left, right = pad_amounts(
+                tuple(up.shape[1:3]), tuple(skip.shape[1:3])
+            )
             up = keras.ops.pad(up, [[0, 0], [top, bottom], [left, right], [0, 0]])
         return keras.ops.concatenate([up, skip], axis=-1)
 

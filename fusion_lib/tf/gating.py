@@ -1,4 +1,4 @@
-"""Multiplicative fusion: element-wise products, sigmoid gates, Squeeze-and-Excitation (NHWC).
+"""Multiplicative fusion: element-wise products, sigmoid gates, SE (NHWC).
 
 Taught in the chapter on multiplicative fusion and gating.
 """
@@ -28,7 +28,11 @@ class ProductFusion(FusionLayer):
     """
 
     def check_inputs(self, xs) -> None:
-        check_same_shapes("ProductFusion", [tuple(x.shape) for x in as_tensor_list("ProductFusion", xs)], NHWC)
+        check_same_shapes(
+            "ProductFusion",
+            [tuple(x.shape) for x in as_tensor_list("ProductFusion", xs)],
+            NHWC,
+        )
 
     def call(self, xs):
         out = xs[0]
@@ -38,11 +42,15 @@ class ProductFusion(FusionLayer):
 
 
 class GatedFusion(FusionLayer):
-    """One branch gates another: a sigmoid of a 1x1 conv of g scales x, channel by channel, pixel by pixel.
+    """One branch gates another: sigmoid(1x1 conv of g) scales x per channel and pixel.
 
     xs = [x, g], x: (N, H, W, C), g: (N, H, W, C_g) -> (N, H, W, C);
-    out = x * sigmoid(g W + b), W a 1x1 conv C_g -> C (C_g = channels when gate_channels is None).
-    With g = x this is the gated linear unit's form a * sigmoid(b) (Dauphin et al., 2017).
+    out = x * sigmoid(g W + b), W a 1x1 conv C_g -> C (C_g = channels when
+    gate_channels is None). The value x passes unprojected: only the gate has weights.
+    With g = x it is x * sigmoid(x W + b), and with W = I, b = 0 that is SiLU,
+    x * sigmoid(x). It is not a gated linear unit (Dauphin et al., 2017), which gates a
+    projection, (x V + c) * sigmoid(x W + b) (in the paper the two halves of one conv's
+    output); GatedFusion([a, b]) with W = I, b = 0 equals glu(concat([a, b])).
     Taught in the chapter on multiplicative fusion and gating.
     """
 
@@ -55,7 +63,10 @@ class GatedFusion(FusionLayer):
     def check_inputs(self, xs) -> None:
         xs = as_tensor_list("GatedFusion", xs)
         if len(xs) != 2:
-            raise ValueError(f"GatedFusion takes [x, g] (the map and its gate's source); got {len(xs)} tensors.")
+            raise ValueError(
+                "GatedFusion takes [x, g] (the map and its gate's source); "
+                f"got {len(xs)} tensors."
+            )
         shapes = [tuple(x.shape) for x in xs]
         check_channels("GatedFusion", shapes, [self.channels, self.gate_channels], NHWC)
         check_all_but_channels("GatedFusion", shapes, NHWC)
@@ -69,15 +80,22 @@ class GatedFusion(FusionLayer):
         return x * self.gates(g)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels, "gate_channels": self.gate_channels}
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "gate_channels": self.gate_channels,
+        }
 
 
 class SqueezeExcitation(FusionLayer):
     """Channel gating by a squeezed global descriptor (Hu et al., 2018).
 
-    x: (N, H, W, C) -> (N, H, W, C); out = x * sigmoid(W2 relu(W1 mean_hw(x) + b1) + b2),
-    W1: C -> C // reduction, W2: C // reduction -> C, both 1x1 convs with bias, as in the
-    original model and torchvision. Parameters: 2 C^2 / r + C / r + C.
+    x: (N, H, W, C) -> (N, H, W, C); out = x * s with one gate per image and channel,
+    s = sigmoid(W2 relu(W1 mean_hw(x) + b1) + b2), W1: C -> C // reduction,
+    W2: C // reduction -> C, both 1x1 convs with bias, as in the original model and
+    torchvision. Parameters: 2 C^2 / r + C / r + C. s is constant over H and W, so right
+    before global average pooling SE is a gated MLP on the pooled vector:
+    mean_hw(x * s) = s * mean_hw(x).
     Taught in the chapter on multiplicative fusion and gating.
     """
 
@@ -94,7 +112,7 @@ class SqueezeExcitation(FusionLayer):
         check_map("SqueezeExcitation", tuple(x.shape), NHWC, self.channels)
 
     def gates(self, x):
-        """The excitation: (N, H, W, C) -> (N, 1, 1, C), one weight in (0, 1) per channel."""
+        """The excitation: (N, H, W, C) -> (N, 1, 1, C), one gate in (0, 1) each."""
         self.check_inputs(x)
         squeezed = keras.ops.mean(x, axis=(1, 2), keepdims=True)
         return keras.ops.sigmoid(self.fc2(keras.ops.relu(self.fc1(squeezed))))
@@ -103,4 +121,8 @@ class SqueezeExcitation(FusionLayer):
         return x * self.gates(x)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels, "reduction": self.reduction}
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "reduction": self.reduction,
+        }

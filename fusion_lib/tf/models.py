@@ -6,38 +6,70 @@ Taught in the chapter on addition.
 from __future__ import annotations
 
 import keras
-import numpy as np
 
 from fusion_lib.tf.add import AddFusion
 from fusion_lib.tf.attention import BAM, CBAM
 from fusion_lib.tf.concat import ConcatFusion
 from fusion_lib.tf.gating import SqueezeExcitation
+from fusion_lib.tf.pooling import FlattenHead, GAPHead
+from fusion_lib.tf.pyramid import FeaturePyramid
+from fusion_lib.tf.reduce import ConcatReduce, resize_to
 
 ATTENTION_BLOCKS = ("none", "se", "cbam", "bam")
+ATTENTION_POSITIONS = ("head", "middle")
+
+
+def check_attention_net(attention: str, position: str, combine: str) -> None:
+    """AttentionNet's arguments, refused with advice (shared by both halves' checks)."""
+    if attention not in ATTENTION_BLOCKS:
+        raise ValueError(
+            f"AttentionNet attention must be one of {ATTENTION_BLOCKS}; "
+            f"got {attention!r}."
+        )
+    if position not in ATTENTION_POSITIONS:
+        raise ValueError(
+            f"AttentionNet position must be one of {ATTENTION_POSITIONS}; "
+            f"got {position!r}."
+        )
+    if combine != "sum" and attention != "bam":
+        raise ValueError(
+            f"AttentionNet combine={combine!r} applies to attention='bam' only; "
+            f"got attention={attention!r}."
+        )
 
 
 class TwoBranchNet(keras.Model):
-    """Two convolutional branches fused by addition or concatenation, then a shared head.
+    """Two convolutional branches fused by addition or concatenation, then one head.
 
     x: (N, H, W, C_in) -> logits (N, num_classes).
-    branch3 = ReLU(conv3x3(x)), branch5 = ReLU(conv5x5(x)), both C_in -> width, "same" padding;
-    fused = branch3 + branch5 (fusion="add", width channels) or concat (fusion="concat", 2*width);
-    head = ReLU(conv3x3(fused) -> width), global average pool, Dense(width -> num_classes).
+    branch3 = ReLU(conv3x3(x)), branch5 = ReLU(conv5x5(x)), both C_in -> width,
+    "same" padding; fused = branch3 + branch5 (fusion="add", width channels) or concat
+    (fusion="concat", 2*width); head = ReLU(conv3x3(fused) -> width), global average
+    pool, Dense(width -> num_classes).
     Only the head conv's input width differs between the two fusions.
     Taught in the chapter on addition.
     """
 
-    def __init__(self, fusion: str = "add", in_channels: int = 1, width: int = 16, num_classes: int = 10, **kwargs):
+    def __init__(
+        self,
+        fusion: str = "add",
+        in_channels: int = 1,
+        width: int = 16,
+        num_classes: int = 10,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if fusion not in ("add", "concat"):
-            raise ValueError(f"TwoBranchNet fusion must be 'add' or 'concat'; got {fusion!r}.")
+            raise ValueError(
+                f"TwoBranchNet fusion must be 'add' or 'concat'; got {fusion!r}."
+            )
         self.fusion_mode = fusion
         self.branch3 = keras.layers.Conv2D(width, 3, padding="same", activation="relu")
         self.branch5 = keras.layers.Conv2D(width, 5, padding="same", activation="relu")
         self.fuse = AddFusion() if fusion == "add" else ConcatFusion()
         self.head = keras.layers.Conv2D(width, 3, padding="same", activation="relu")
         self.classifier = keras.layers.Dense(num_classes)
-        # Build now so the weights exist (for count_params and fusion_lib.port) before any call.
+        # Build now: the weights exist (count_params, fusion_lib.port) before a call.
         self.branch3.build((None, None, None, in_channels))
         self.branch5.build((None, None, None, in_channels))
         self.head.build((None, None, None, width if fusion == "add" else 2 * width))
@@ -49,78 +81,370 @@ class TwoBranchNet(keras.Model):
 
 
 class AttentionNet(keras.Model):
-    """A small CNN with one attention block before its classifier, for the digits experiments.
+    """A small CNN with one attention block, for the digits experiments.
 
     x: (N, H, W, C_in) -> logits (N, num_classes).
-    features = ReLU(conv3x3(ReLU(conv3x3(x)))), C_in -> width -> width, "same" padding;
-    attended = block(features), block = identity ("none"), SqueezeExcitation ("se"),
-    CBAM ("cbam") or BAM ("bam"), each with the given reduction;
-    logits = Dense(mean_hw(attended)). The variants differ only in the block.
-    Taught in the chapters on multiplicative fusion and gating, and on spatial and mixed attention.
+    conv1, conv2 = ReLU(conv3x3), C_in -> width -> width, "same" padding;
+    block = identity ("none"), SqueezeExcitation ("se"), CBAM ("cbam") or BAM ("bam",
+    its branches combined by combine="sum" or "product"), each with the given reduction.
+    position="head": logits = Dense(mean_hw(block(conv2(conv1(x))))), the block right
+    before global average pooling, where a channel gate acts on the pooled vector and
+    a spatial gate weights the pooling (attention pooling);
+    position="middle": logits = Dense(mean_hw(conv2(block(conv1(x))))), so conv2 reads
+    the gated map. The variants differ only in the block and its place.
+    Taught in the chapters on multiplicative fusion and gating, and on spatial and
+    mixed attention.
     """
 
-    def __init__(self, attention: str = "se", in_channels: int = 1, width: int = 32, num_classes: int = 10, reduction: int = 4, **kwargs):
+    def __init__(
+        self,
+        attention: str = "se",
+        in_channels: int = 1,
+        width: int = 32,
+        num_classes: int = 10,
+        reduction: int = 4,
+        position: str = "head",
+        combine: str = "sum",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        if attention not in ATTENTION_BLOCKS:
-            raise ValueError(f"AttentionNet attention must be one of {ATTENTION_BLOCKS}; got {attention!r}.")
-        self.attention = attention
+        check_attention_net(attention, position, combine)
+        self.attention, self.position = attention, position
         self.conv1 = keras.layers.Conv2D(width, 3, padding="same", activation="relu")
         self.conv2 = keras.layers.Conv2D(width, 3, padding="same", activation="relu")
         self.conv1.build((None, None, None, in_channels))
         self.conv2.build((None, None, None, width))
-        blocks = {"se": SqueezeExcitation, "cbam": CBAM, "bam": BAM}
-        self.block = keras.layers.Identity() if attention == "none" else blocks[attention](width, reduction)
+        self.block = (
+            keras.layers.Identity()
+            if attention == "none"
+            else BAM(width, reduction, combine=combine)
+            if attention == "bam"
+            else {"se": SqueezeExcitation, "cbam": CBAM}[attention](width, reduction)
+        )
         self.classifier = keras.layers.Dense(num_classes)
         self.classifier.build((None, width))
 
     def features(self, x):
         """The map the attention block reads: (N, H, W, C_in) -> (N, H, W, width)."""
-        return self.conv2(self.conv1(x))
+        h = self.conv1(x)
+        return h if self.position == "middle" else self.conv2(h)
 
     def call(self, x, training=None):
-        return self.classifier(keras.ops.mean(self.block(self.features(x), training=training), axis=(1, 2)))
+        h = self.block(self.features(x), training=training)
+        if self.position == "middle":
+            h = self.conv2(h)
+        return self.classifier(keras.ops.mean(h, axis=(1, 2)))
 
 
-def count_params(layer) -> int:
-    """Number of trainable scalars."""
-    return int(sum(np.prod(w.shape) for w in layer.trainable_weights))
+class HeadNet(keras.Model):
+    """A convolutional trunk with a flatten head or a global-average-pooling head.
 
-
-def fit_classifier(model, data, epochs: int = 20, batch_size: int = 64, lr: float = 3e-3, seed: int = 0):
-    """Train with Adam on cross-entropy; return test accuracy.
-
-    data = (X_train, y_train, X_test, y_test) as numpy arrays, X in NHWC.
-    Seeds Keras (python, numpy, TF) with `seed`, so runs repeat exactly on one machine.
-    BatchNorm statistics are recomputed with the final weights before testing (see below).
+    x: (N, size, size, C_in) -> logits (N, num_classes).
+    features = ReLU(BN(conv3x3)) C_in -> width, 2x2 max pool (size -> size // 2), then
+    `depth` times ReLU(BN(conv3x3)) width -> width, all "same" padding; with depth=3
+    each output position sees 16x16 input pixels. head = FlattenHead(width, size // 2,
+    size // 2, num_classes) (head="flatten") or GAPHead(width, num_classes) ("gap").
+    The variants share the trunk; only the head differs.
+    Taught in the chapter on global pooling.
     """
-    X_tr, y_tr, X_te, y_te = data
-    keras.utils.set_random_seed(seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.fit(X_tr, y_tr, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
-    recalibrate_batchnorm(model, X_tr, batch_size)
-    logits = model.predict(X_te, batch_size=512, verbose=0)
-    return float((logits.argmax(1) == y_te).mean())
+
+    def __init__(
+        self,
+        head: str = "gap",
+        in_channels: int = 1,
+        width: int = 16,
+        depth: int = 3,
+        size: int = 20,
+        num_classes: int = 10,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if head not in ("flatten", "gap"):
+            raise ValueError(f"HeadNet head must be 'flatten' or 'gap'; got {head!r}.")
+        layers = []
+        for i in range(depth + 1):
+            layers += [
+                keras.layers.Conv2D(width, 3, padding="same"),
+                # PyTorch's BatchNorm2d defaults (REFERENCE.md, parity trap 5)
+                keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9),
+                keras.layers.ReLU(),
+            ]
+            if i == 0:
+                layers.append(keras.layers.MaxPooling2D(2))
+        self.trunk = keras.Sequential(layers)
+        # Build now so the weights exist (for count_params and fusion_lib.port).
+        self.trunk.build((None, size, size, in_channels))
+        self.head = (
+            FlattenHead(width, size // 2, size // 2, num_classes)
+            if head == "flatten"
+            else GAPHead(width, num_classes)
+        )
+
+    def features(self, x, training=None):
+        """Trunk output: (N, size, size, C_in) -> (N, size/2, size/2, width)."""
+        return self.trunk(x, training=training)
+
+    def call(self, x, training=None):
+        return self.head(self.trunk(x, training=training))
 
 
-def recalibrate_batchnorm(model, X, batch_size: int = 64) -> None:
-    """Recompute every BatchNormalization's moving statistics with the final weights ("precise BN").
+SKIP_KINDS = ("none", "add", "concat")
 
-    During training the moving mean and variance average batches seen by *earlier* weights;
-    after a fast schedule they lag the final network and inference-mode accuracy collapses.
-    Setting momentum to 1 - 1/k for the k-th batch makes the moving statistics the equal-weight
-    average over one pass of X, as in the PyTorch twin. A model without BatchNorm is untouched.
+
+def check_skip_stack(skip: str, depth: int) -> None:
+    """SkipStack's arguments, refused with advice (shared by both halves' checks)."""
+    if skip not in SKIP_KINDS:
+        raise ValueError(f"SkipStack skip must be one of {SKIP_KINDS}; got {skip!r}.")
+    if depth < 1:
+        raise ValueError(f"SkipStack needs depth >= 1; got depth={depth}.")
+
+
+class SkipStack(keras.Model):
+    """A deep stack of blocks: no skips, residual (add) skips or dense (concat) ones.
+
+    x: (N, H, W, C_in) -> logits (N, num_classes).
+    stem: h_0 = ReLU(BN(conv3x3(x))), C_in -> width; then `depth` blocks:
+    skip="none": h_l = ReLU(F_l(h_{l-1})), F_l = ResidualBlock(width, width).residual
+    (conv3x3-BN-ReLU-conv3x3-BN), the shortcut never used: a plain stack, same weights;
+    skip="add": h_l = ResidualBlock(width, width)(h_{l-1})
+    = ReLU(F_l(h_{l-1}) + h_{l-1});
+    skip="concat": h_l = concat([h_{l-1}, DenseLayer(C_0 + (l-1) k, k)(h_{l-1})]), k =
+    growth_rate: width + depth * k channels at the end;
+    head: global average pool, Dense(-> num_classes).
+    `lesion`: indices of blocks deleted at inference (the block passes h_{l-1} on;
+    a deleted dense layer adds k zero channels), the lesion test of Veit et al. (2016).
+    Taught in the chapter on skip connections.
     """
-    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
-    if not norms:
-        return
-    momenta = [bn.momentum for bn in norms]
-    for k, start in enumerate(range(0, len(X), batch_size), start=1):
-        for bn in norms:
-            bn.momentum = 1.0 - 1.0 / k  # k = 1 overwrites the old statistics
-        model(X[start : start + batch_size], training=True)
-    for bn, momentum in zip(norms, momenta):
-        bn.momentum = momentum
+
+    def __init__(
+        self,
+        skip: str = "add",
+        depth: int = 8,
+        in_channels: int = 1,
+        width: int = 16,
+        growth_rate: int = 8,
+        num_classes: int = 10,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        from fusion_lib.tf.skip import DenseLayer, ResidualBlock, _batch_norm
+
+        check_skip_stack(skip, depth)
+        self.skip, self.depth, self.growth_rate = skip, int(depth), int(growth_rate)
+        self.lesion: set[int] = set()
+        self.stem_conv = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)
+        self.stem_conv.build((None, None, None, in_channels))
+        self.stem_bn = _batch_norm(width)
+        if skip == "concat":
+            self.blocks = [
+                DenseLayer(width + i * growth_rate, growth_rate) for i in range(depth)
+            ]
+            out = width + depth * growth_rate
+        else:
+            self.blocks = [ResidualBlock(width, width) for _ in range(depth)]
+            out = width
+        self.classifier = keras.layers.Dense(num_classes)
+        self.classifier.build((None, out))
+
+    def stem(self, x, training=None):
+        """h_0 = ReLU(BN(conv3x3(x))): (N, H, W, C_in) -> (N, H, W, width)."""
+        return keras.ops.relu(self.stem_bn(self.stem_conv(x), training=training))
+
+    def block(self, i: int, h, training=None):
+        """Block i applied to h (the identity, or k zero channels, if lesioned)."""
+        layer = self.blocks[i]
+        if self.skip == "concat":
+            new = layer(h, training=training)
+            if i in self.lesion:
+                new = keras.ops.zeros_like(new)
+            return keras.ops.concatenate([h, new], axis=-1)
+        if i in self.lesion:
+            return h
+        if self.skip == "add":
+            return layer(h, training=training)
+        return keras.ops.relu(layer.residual(h, training=training))
+
+    def call(self, x, training=None):
+        h = self.stem(x, training=training)
+        for i in range(self.depth):
+            h = self.block(i, h, training=training)
+        return self.classifier(keras.ops.mean(h, axis=(1, 2)))
+
+
+class ConcatPyramid(keras.layers.Layer):
+    """FeaturePyramid's top-down path with concatenation instead of addition.
+
+    xs: list of L maps (N, H_i, W_i, C_i), high to low resolution -> list of L maps
+    (N, H_i, W_i, D), D = out_channels.
+    lateral_i = conv1x1_i(x_i) (C_i -> D); m_{L-1} = lateral_{L-1};
+    m_i = ConcatReduce([lateral_i, up(m_{i+1})]) (a 1x1 conv 2D -> D with bias, no
+    norm, no activation); p_i = conv3x3_i(m_i) (D -> D). `up` is FeaturePyramid's
+    nearest resize to the lateral's exact size. With the 1x1 weights [I I] it is
+    FeaturePyramid exactly; it costs (L - 1) (2 D^2 + D) parameters more.
+    Taught in the chapter on feature pyramids.
+    """
+
+    def __init__(self, in_channels: list[int], out_channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels, d = [int(c) for c in in_channels], int(out_channels)
+        self.lateral_convs, self.output_convs = [], []
+        for c in self.in_channels:
+            lateral = keras.layers.Conv2D(d, 1)
+            lateral.build((None, None, None, c))
+            output = keras.layers.Conv2D(d, 3, padding="same")
+            output.build((None, None, None, d))
+            self.lateral_convs.append(lateral)
+            self.output_convs.append(output)
+        self.merges = [
+            ConcatReduce([d, d], d, norm=False, act=False) for _ in in_channels[1:]
+        ]
+        self.built = True
+
+    def call(self, xs):
+        merged = self.lateral_convs[-1](xs[-1])
+        outs = [self.output_convs[-1](merged)]
+        for i in range(len(xs) - 2, -1, -1):
+            lateral = self.lateral_convs[i](xs[i])
+            up = resize_to(merged, lateral, mode="nearest")
+            merged = self.merges[i]([lateral, up])
+            outs.insert(0, self.output_convs[i](merged))
+        return outs
+
+
+PYRAMIDS = ("coarse", "levels", "add", "concat")
+
+
+class PyramidNet(keras.Model):
+    """A three-stage CNN whose classifier reads one pyramid level or all of them.
+
+    x: (N, H, W, C_in) -> logits (N, num_classes), H and W divisible by 8.
+    stem = maxpool2(ReLU(conv3x3 C_in -> 8)); c_1, c_2, c_3 = ReLU(conv3x3) with
+    16, 32, 64 channels at H/2, H/4, H/8 (a 2x2 max pool before c_2 and c_3).
+    pyramid="coarse": p = FeaturePyramid([64], D)(c_3), one level (single scale);
+    "levels": FeaturePyramid([C_l], D)(c_l) for each level alone (no top-down path);
+    "add": FeaturePyramid([16, 32, 64], D) (lateral 1x1, top-down add, 3x3 output);
+    "concat": ConcatPyramid([16, 32, 64], D) (top-down concat, then a 1x1 conv).
+    logits = Dense(concat_l max_hw(ReLU(p_l))), D = width. The variants share the
+    backbone; only the fusion after it differs.
+    Taught in the chapter on feature pyramids.
+    """
+
+    def __init__(
+        self,
+        pyramid: str = "add",
+        in_channels: int = 1,
+        width: int = 16,
+        num_classes: int = 3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if pyramid not in PYRAMIDS:
+            raise ValueError(
+                f"PyramidNet pyramid must be one of {PYRAMIDS}; got {pyramid!r}."
+            )
+        self.pyramid_mode, chans = pyramid, [16, 32, 64]
+        self.stem = keras.layers.Conv2D(8, 3, padding="same", activation="relu")
+        self.stem.build((None, None, None, in_channels))
+        self.stages = []
+        for c_in, c in zip([8, 16, 32], chans):
+            stage = keras.layers.Conv2D(c, 3, padding="same", activation="relu")
+            stage.build((None, None, None, c_in))
+            self.stages.append(stage)
+        self.pool = keras.layers.MaxPooling2D(2)
+        if pyramid == "add":
+            self.pyramids = [FeaturePyramid(chans, width)]
+        elif pyramid == "concat":
+            self.pyramids = [ConcatPyramid(chans, width)]
+        else:
+            keep = chans if pyramid == "levels" else chans[-1:]
+            self.pyramids = [FeaturePyramid([c], width) for c in keep]
+        levels = 1 if pyramid == "coarse" else len(chans)
+        self.classifier = keras.layers.Dense(num_classes)
+        self.classifier.build((None, levels * width))
+
+    def backbone(self, x):
+        """c_1, c_2, c_3: (N, H/2, W/2, 16), (N, H/4, W/4, 32), (N, H/8, W/8, 64)."""
+        h = self.pool(self.stem(x))
+        cs = []
+        for i, stage in enumerate(self.stages):
+            h = stage(self.pool(h) if i else h)
+            cs.append(h)
+        return cs
+
+    def features(self, x):
+        """The pyramid levels the classifier reads, each (N, h_l, w_l, width)."""
+        cs = self.backbone(x)
+        if self.pyramid_mode in ("add", "concat"):
+            return self.pyramids[0](cs)
+        if self.pyramid_mode == "coarse":
+            cs = cs[-1:]
+        return [p([c])[0] for p, c in zip(self.pyramids, cs)]
+
+    def call(self, x):
+        pooled = [
+            keras.ops.max(keras.ops.relu(p), axis=(1, 2)) for p in self.features(x)
+        ]
+        return self.classifier(keras.ops.concatenate(pooled, axis=-1))
+
+
+UNET_SKIPS = ("concat", "add", "none")
+
+
+class TinyUNet(keras.Model):
+    """A two-level U-Net whose decoder merges the encoder's maps by concat, add or not
+    at all.
+
+    x: (N, H, W, C_in), H and W divisible by 4 -> logits (N, H, W, num_classes).
+    enc1 = 2 x (conv3x3, ReLU): C_in -> w at H x W;
+    enc2 = maxpool2, 2 x (conv3x3, ReLU): w -> 2w;
+    bottom = maxpool2, 2 x (conv3x3, ReLU): 2w -> 4w;
+    up2 = UNetUp(4w, 2w, 2w)([bottom, enc2]), up1 = UNetUp(2w, w, w)([up2, enc1]),
+    head = conv1x1 w -> num_classes (all convs "same", with bias).
+    skip="concat" | "add" is UNetUp's merge; skip="none" is the add merge fed zeros
+    instead of the encoder map: the same weights as "add", no information through the
+    skips. Taught in the chapter on skip connections.
+    """
+
+    def __init__(
+        self,
+        skip: str = "concat",
+        in_channels: int = 1,
+        width: int = 8,
+        num_classes: int = 2,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        from fusion_lib.tf.skip import UNetUp
+
+        if skip not in UNET_SKIPS:
+            raise ValueError(
+                f"TinyUNet skip must be one of {UNET_SKIPS}; got {skip!r}."
+            )
+        self.skip = skip
+
+        def double_conv(c_in, c_out):
+            block = keras.Sequential(
+                [
+                    keras.layers.Conv2D(c_out, 3, padding="same", activation="relu"),
+                    keras.layers.Conv2D(c_out, 3, padding="same", activation="relu"),
+                ]
+            )
+            block.build((None, None, None, c_in))
+            return block
+
+        w, merge = width, "concat" if skip == "concat" else "add"
+        self.enc1, self.enc2 = double_conv(in_channels, w), double_conv(w, 2 * w)
+        self.bottom = double_conv(2 * w, 4 * w)
+        self.pool = keras.layers.MaxPooling2D(2)
+        self.up2 = UNetUp(4 * w, 2 * w, 2 * w, merge=merge)
+        self.up1 = UNetUp(2 * w, w, w, merge=merge)
+        self.head = keras.layers.Conv2D(num_classes, 1)
+        self.head.build((None, None, None, w))
+
+    def call(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool(e1))
+        b = self.bottom(self.pool(e2))
+        if self.skip == "none":
+            e1, e2 = keras.ops.zeros_like(e1), keras.ops.zeros_like(e2)
+        return self.head(self.up1([self.up2([b, e2]), e1]))

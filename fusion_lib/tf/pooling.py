@@ -15,7 +15,8 @@ class GlobalPool(FusionLayer):
     """Fuse all positions of a map into one vector per channel.
 
     x: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims=True;
-    mode="avg": out[n, c] = mean_{h,w} x[n, h, w, c] (= keras.layers.GlobalAveragePooling2D);
+    mode="avg": out[n, c] = mean_{h,w} x[n, h, w, c]
+    (= keras.layers.GlobalAveragePooling2D);
     mode="max": max_{h,w} x[n, h, w, c] (= keras.layers.GlobalMaxPooling2D).
     Taught in the chapter on global pooling.
     """
@@ -41,29 +42,42 @@ class GlobalPool(FusionLayer):
 class FlattenHead(FusionLayer):
     """The pre-2014 classifier head: flatten the map, then one fully connected layer.
 
-    x: (N, H, W, C) -> logits (N, num_classes); out = W vec(x) + b, vec flattening C, H, W in
-    that order (the map is moved channels-first before the flatten, so the weights are PyTorch's:
-    a plain Keras Flatten would order H, W, C and need the kernel's rows permuted), W: (C*H*W,
-    num_classes). Built for one input size: C*H*W*K + K parameters.
+    x: (N, H, W, C) -> logits (N, num_classes); out = W vec(x) + b, vec flattening C,
+    H, W in that order (the map is moved channels-first before the flatten, so the
+    weights are PyTorch's: a plain Keras Flatten would order H, W, C and need the
+    kernel's rows permuted), W: (C*H*W, num_classes). Built for one input size:
+    C*H*W*K + K parameters.
     Taught in the chapter on global pooling.
     """
 
-    def __init__(self, in_channels: int, height: int, width: int, num_classes: int, **kwargs):
+    def __init__(
+        self, in_channels: int, height: int, width: int, num_classes: int, **kwargs
+    ):
         super().__init__(**kwargs)
-        self.in_channels, self.height, self.width, self.num_classes = in_channels, height, width, num_classes
+        self.in_channels, self.height, self.width, self.num_classes = (
+            in_channels,
+            height,
+            width,
+            num_classes,
+        )
         self.fc = keras.layers.Dense(num_classes)
         self.fc.build((None, in_channels * height * width))
 
     def check_inputs(self, x) -> None:
         check_map("FlattenHead", tuple(x.shape), NHWC, self.in_channels)
         check_hw_size(
-            "FlattenHead", tuple(x.shape), NHWC, (self.height, self.width),
+            "FlattenHead",
+            tuple(x.shape),
+            NHWC,
+            (self.height, self.width),
             "A flatten head fixes the input size; GAPHead accepts any.",
         )
 
     def call(self, x):
         chw = keras.ops.transpose(x, (0, 3, 1, 2))
-        return self.fc(keras.ops.reshape(chw, (-1, self.in_channels * self.height * self.width)))
+        return self.fc(
+            keras.ops.reshape(chw, (-1, self.in_channels * self.height * self.width))
+        )
 
     def get_config(self):
         return {
@@ -76,9 +90,11 @@ class FlattenHead(FusionLayer):
 
 
 class GAPHead(FusionLayer):
-    """The Network-in-Network / GoogLeNet head: global average pooling, then a linear layer.
+    """The Network-in-Network / GoogLeNet head: global average pooling, then a linear
+    layer.
 
-    x: (N, H, W, C) -> logits (N, num_classes); out = W mean_{h,w}(x) + b, W: (C, num_classes).
+    x: (N, H, W, C) -> logits (N, num_classes); out = W mean_{h,w}(x) + b,
+    W: (C, num_classes).
     C*K + K parameters, whatever H and W are.
     Taught in the chapter on global pooling.
     """
@@ -97,4 +113,8 @@ class GAPHead(FusionLayer):
         return self.fc(self.pool(x))
 
     def get_config(self):
-        return {**super().get_config(), "in_channels": self.in_channels, "num_classes": self.num_classes}
+        return {
+            **super().get_config(),
+            "in_channels": self.in_channels,
+            "num_classes": self.num_classes,
+        }

@@ -8,29 +8,46 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fusion_lib._checks import NCHW, as_tensor_list, check_all_but_channels, check_channels, check_same_shapes
+from fusion_lib._checks import (
+    NCHW,
+    as_tensor_list,
+    check_all_but_channels,
+    check_channels,
+    check_same_shapes,
+)
 
 
 class AddFusion(nn.Module):
-    """Sum feature maps element-wise, projecting branches to a common width first if asked.
+    """Sum feature maps element-wise, projecting branches to a common width first if
+    asked.
 
     xs: list of (N, C_i, H, W) -> (N, C_out, H, W); out = sum_i P_i(x_i), where
-    P_i is a 1x1 conv C_i -> C_out (with bias) when C_i != C_out and the identity otherwise.
+    P_i is a 1x1 conv C_i -> C_out (with bias) when C_i != C_out and the identity
+    otherwise.
     in_channels=None: no projections; every input must already have the same shape.
     out_channels=None with in_channels given: C_out = max(in_channels).
     Taught in the chapter on addition.
     """
 
-    def __init__(self, in_channels: list[int] | None = None, out_channels: int | None = None):
+    def __init__(
+        self, in_channels: list[int] | None = None, out_channels: int | None = None
+    ):
         super().__init__()
         if in_channels is None and out_channels is not None:
-            raise ValueError("AddFusion: out_channels needs in_channels (one count per input branch).")
-        self.in_channels = None if in_channels is None else [int(c) for c in in_channels]
+            raise ValueError(
+                "AddFusion: out_channels needs in_channels "
+                "(one count per input branch)."
+            )
+        self.in_channels = (
+            None if in_channels is None else [int(c) for c in in_channels]
+        )
         if self.in_channels is not None and out_channels is None:
             out_channels = max(self.in_channels)
         self.out_channels = out_channels
         self.proj = nn.ModuleList(
-            nn.Identity() if c == self.out_channels else nn.Conv2d(c, self.out_channels, kernel_size=1)
+            nn.Identity()
+            if c == self.out_channels
+            else nn.Conv2d(c, self.out_channels, kernel_size=1)
             for c in (self.in_channels or [])
         )
 

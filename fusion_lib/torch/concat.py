@@ -8,7 +8,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fusion_lib._checks import NCHW, as_tensor_list, center_crop_box, check_all_but_channels, check_rank4, pad_amounts
+from fusion_lib._checks import (
+    NCHW,
+    as_tensor_list,
+    center_crop_box,
+    check_all_but_channels,
+    check_rank4,
+    pad_amounts,
+)
 
 
 class ConcatFusion(nn.Module):
@@ -31,8 +38,9 @@ class ConcatFusion(nn.Module):
 def center_crop(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.Tensor:
     """Crop the centre of x to the spatial size of `like` (a tensor or an (h, w) pair).
 
-    x: (N, C, H, W) -> (N, C, h, w), the window starting at ((H - h) // 2, (W - w) // 2),
-    as the original U-Net crops its encoder maps. Taught in the chapter on concatenation.
+    x: (N, C, H, W) -> (N, C, h, w), the window starting at
+    ((H - h) // 2, (W - w) // 2), as the original U-Net crops its encoder maps.
+    Taught in the chapter on concatenation.
     """
     if isinstance(like, torch.Tensor):
         check_rank4("center_crop", [tuple(like.shape)], NCHW)
@@ -42,18 +50,24 @@ def center_crop(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.
 
 
 class UNetSkipMerge(nn.Module):
-    """U-Net's skip merge: bring the encoder map to the decoder map's size, then concatenate.
+    """U-Net's skip merge: bring the encoder map to the decoder map's size, then
+    concatenate.
 
-    xs = [up, skip], up: (N, C_u, h, w), skip: (N, C_s, H, W) -> (N, C_u + C_s, ., .), with
-    mode="crop": skip centre-cropped to h x w (the paper's valid convolutions shrink maps);
-    mode="pad":  up zero-padded (centred) to H x W (the common "same"-padding variant).
+    xs = [up, skip], up: (N, C_u, h, w), skip: (N, C_s, H, W) -> (N, C_u + C_s, ., .),
+    with
+    mode="crop": skip centre-cropped to h x w (the paper's valid convolutions shrink
+                 maps);
+    mode="pad":  up zero-padded (centred) to H x W (the common "same"-padding
+                 variant).
     Output order is cat([up, skip]). Taught in the chapter on concatenation.
     """
 
     def __init__(self, mode: str = "crop"):
         super().__init__()
         if mode not in ("crop", "pad"):
-            raise ValueError(f"UNetSkipMerge mode must be 'crop' or 'pad'; got {mode!r}.")
+            raise ValueError(
+                f"UNetSkipMerge mode must be 'crop' or 'pad'; got {mode!r}."
+            )
         self.mode = mode
 
     def check_inputs(self, xs) -> None:
@@ -68,7 +82,9 @@ class UNetSkipMerge(nn.Module):
         if self.mode == "crop":
             skip = center_crop(skip, up)
         else:
-            top, bottom, left, right = pad_amounts(tuple(up.shape[2:]), tuple(skip.shape[2:]))
+            top, bottom, left, right = pad_amounts(
+                tuple(up.shape[2:]), tuple(skip.shape[2:])
+            )
             up = nn.functional.pad(up, (left, right, top, bottom))
         return ConcatFusion()([up, skip])
 

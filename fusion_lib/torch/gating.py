@@ -1,4 +1,4 @@
-"""Multiplicative fusion: element-wise products, sigmoid gates, Squeeze-and-Excitation (NCHW).
+"""Multiplicative fusion: element-wise products, sigmoid gates, SE (NCHW).
 
 Taught in the chapter on multiplicative fusion and gating.
 """
@@ -28,7 +28,11 @@ class ProductFusion(nn.Module):
     """
 
     def check_inputs(self, xs) -> None:
-        check_same_shapes("ProductFusion", [tuple(x.shape) for x in as_tensor_list("ProductFusion", xs)], NCHW)
+        check_same_shapes(
+            "ProductFusion",
+            [tuple(x.shape) for x in as_tensor_list("ProductFusion", xs)],
+            NCHW,
+        )
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
@@ -39,11 +43,15 @@ class ProductFusion(nn.Module):
 
 
 class GatedFusion(nn.Module):
-    """One branch gates another: a sigmoid of a 1x1 conv of g scales x, channel by channel, pixel by pixel.
+    """One branch gates another: sigmoid(1x1 conv of g) scales x per channel and pixel.
 
     xs = [x, g], x: (N, C, H, W), g: (N, C_g, H, W) -> (N, C, H, W);
-    out = x * sigmoid(W g + b), W a 1x1 conv C_g -> C (C_g = channels when gate_channels is None).
-    With g = x this is the gated linear unit's form a * sigmoid(b) (Dauphin et al., 2017).
+    out = x * sigmoid(W g + b), W a 1x1 conv C_g -> C (C_g = channels when
+    gate_channels is None). The value x passes unprojected: only the gate has weights.
+    With g = x it is x * sigmoid(W x + b), and with W = I, b = 0 that is SiLU,
+    x * sigmoid(x). It is not a gated linear unit (Dauphin et al., 2017), which gates a
+    projection, (V x + c) * sigmoid(W x + b) (in the paper the two halves of one conv's
+    output); GatedFusion([a, b]) with W = I, b = 0 equals glu(cat([a, b])).
     Taught in the chapter on multiplicative fusion and gating.
     """
 
@@ -55,7 +63,10 @@ class GatedFusion(nn.Module):
     def check_inputs(self, xs) -> None:
         xs = as_tensor_list("GatedFusion", xs)
         if len(xs) != 2:
-            raise ValueError(f"GatedFusion takes [x, g] (the map and its gate's source); got {len(xs)} tensors.")
+            raise ValueError(
+                "GatedFusion takes [x, g] (the map and its gate's source); "
+                f"got {len(xs)} tensors."
+            )
         shapes = [tuple(x.shape) for x in xs]
         check_channels("GatedFusion", shapes, [self.channels, self.gate_channels], NCHW)
         check_all_but_channels("GatedFusion", shapes, NCHW)
@@ -73,9 +84,12 @@ class GatedFusion(nn.Module):
 class SqueezeExcitation(nn.Module):
     """Channel gating by a squeezed global descriptor (Hu et al., 2018).
 
-    x: (N, C, H, W) -> (N, C, H, W); out = x * sigmoid(W2 relu(W1 mean_hw(x) + b1) + b2),
-    W1: C -> C // reduction, W2: C // reduction -> C, both 1x1 convs with bias, as in the
-    original model and torchvision. Parameters: 2 C^2 / r + C / r + C.
+    x: (N, C, H, W) -> (N, C, H, W); out = x * s with one gate per image and channel,
+    s = sigmoid(W2 relu(W1 mean_hw(x) + b1) + b2), W1: C -> C // reduction,
+    W2: C // reduction -> C, both 1x1 convs with bias, as in the original model and
+    torchvision. Parameters: 2 C^2 / r + C / r + C. s is constant over H and W, so right
+    before global average pooling SE is a gated MLP on the pooled vector:
+    mean_hw(x * s) = s * mean_hw(x).
     Taught in the chapter on multiplicative fusion and gating.
     """
 
@@ -87,7 +101,7 @@ class SqueezeExcitation(nn.Module):
         self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1)
 
     def gates(self, x: torch.Tensor) -> torch.Tensor:
-        """The excitation: (N, C, H, W) -> (N, C, 1, 1), one weight in (0, 1) per channel."""
+        """The excitation: (N, C, H, W) -> (N, C, 1, 1), one gate in (0, 1) each."""
         check_map("SqueezeExcitation", tuple(x.shape), NCHW, self.channels)
         squeezed = x.mean(dim=(2, 3), keepdim=True)
         return torch.sigmoid(self.fc2(torch.relu(self.fc1(squeezed))))

@@ -12,30 +12,64 @@ from fusion_lib.torch.add import AddFusion
 from fusion_lib.torch.attention import BAM, CBAM
 from fusion_lib.torch.concat import ConcatFusion
 from fusion_lib.torch.gating import SqueezeExcitation
+from fusion_lib.torch.pooling import FlattenHead, GAPHead
+from fusion_lib.torch.pyramid import FeaturePyramid
+from fusion_lib.torch.reduce import ConcatReduce, resize_to
 
 ATTENTION_BLOCKS = ("none", "se", "cbam", "bam")
+ATTENTION_POSITIONS = ("head", "middle")
+
+
+def check_attention_net(attention: str, position: str, combine: str) -> None:
+    """AttentionNet's arguments, refused with advice (shared by both halves' checks)."""
+    if attention not in ATTENTION_BLOCKS:
+        raise ValueError(
+            f"AttentionNet attention must be one of {ATTENTION_BLOCKS}; "
+            f"got {attention!r}."
+        )
+    if position not in ATTENTION_POSITIONS:
+        raise ValueError(
+            f"AttentionNet position must be one of {ATTENTION_POSITIONS}; "
+            f"got {position!r}."
+        )
+    if combine != "sum" and attention != "bam":
+        raise ValueError(
+            f"AttentionNet combine={combine!r} applies to attention='bam' only; "
+            f"got attention={attention!r}."
+        )
 
 
 class TwoBranchNet(nn.Module):
-    """Two convolutional branches fused by addition or concatenation, then a shared head.
+    """Two convolutional branches fused by addition or concatenation, then one head.
 
     x: (N, C_in, H, W) -> logits (N, num_classes).
-    branch3 = ReLU(conv3x3(x)), branch5 = ReLU(conv5x5(x)), both C_in -> width, "same" padding;
-    fused = branch3 + branch5 (fusion="add", width channels) or cat (fusion="concat", 2*width);
-    head = ReLU(conv3x3(fused) -> width), global average pool, Linear(width -> num_classes).
+    branch3 = ReLU(conv3x3(x)), branch5 = ReLU(conv5x5(x)), both C_in -> width,
+    "same" padding; fused = branch3 + branch5 (fusion="add", width channels) or cat
+    (fusion="concat", 2*width); head = ReLU(conv3x3(fused) -> width), global average
+    pool, Linear(width -> num_classes).
     Only the head conv's input width differs between the two fusions.
     Taught in the chapter on addition.
     """
 
-    def __init__(self, fusion: str = "add", in_channels: int = 1, width: int = 16, num_classes: int = 10):
+    def __init__(
+        self,
+        fusion: str = "add",
+        in_channels: int = 1,
+        width: int = 16,
+        num_classes: int = 10,
+    ):
         super().__init__()
         if fusion not in ("add", "concat"):
-            raise ValueError(f"TwoBranchNet fusion must be 'add' or 'concat'; got {fusion!r}.")
+            raise ValueError(
+                f"TwoBranchNet fusion must be 'add' or 'concat'; got {fusion!r}."
+            )
         self.fusion_mode = fusion
         self.branch3 = nn.Conv2d(in_channels, width, kernel_size=3, padding=1)
         self.branch5 = nn.Conv2d(in_channels, width, kernel_size=5, padding=2)
         self.fuse = AddFusion() if fusion == "add" else ConcatFusion()
-        self.head = nn.Conv2d(width if fusion == "add" else 2 * width, width, kernel_size=3, padding=1)
+        self.head = nn.Conv2d(
+            width if fusion == "add" else 2 * width, width, kernel_size=3, padding=1
+        )
         self.classifier = nn.Linear(width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,89 +79,340 @@ class TwoBranchNet(nn.Module):
 
 
 class AttentionNet(nn.Module):
-    """A small CNN with one attention block before its classifier, for the digits experiments.
+    """A small CNN with one attention block, for the digits experiments.
 
     x: (N, C_in, H, W) -> logits (N, num_classes).
-    features = ReLU(conv3x3(ReLU(conv3x3(x)))), C_in -> width -> width, "same" padding;
-    attended = block(features), block = identity ("none"), SqueezeExcitation ("se"),
-    CBAM ("cbam") or BAM ("bam"), each with the given reduction;
-    logits = Linear(mean_hw(attended)). The variants differ only in the block.
-    Taught in the chapters on multiplicative fusion and gating, and on spatial and mixed attention.
+    conv1, conv2 = ReLU(conv3x3), C_in -> width -> width, "same" padding;
+    block = identity ("none"), SqueezeExcitation ("se"), CBAM ("cbam") or BAM ("bam",
+    its branches combined by combine="sum" or "product"), each with the given reduction.
+    position="head": logits = Linear(mean_hw(block(conv2(conv1(x))))), the block right
+    before global average pooling, where a channel gate acts on the pooled vector and
+    a spatial gate weights the pooling (attention pooling);
+    position="middle": logits = Linear(mean_hw(conv2(block(conv1(x))))), so conv2 reads
+    the gated map. The variants differ only in the block and its place.
+    Taught in the chapters on multiplicative fusion and gating, and on spatial and
+    mixed attention.
     """
 
-    def __init__(self, attention: str = "se", in_channels: int = 1, width: int = 32, num_classes: int = 10, reduction: int = 4):
+    def __init__(
+        self,
+        attention: str = "se",
+        in_channels: int = 1,
+        width: int = 32,
+        num_classes: int = 10,
+        reduction: int = 4,
+        position: str = "head",
+        combine: str = "sum",
+    ):
         super().__init__()
-        if attention not in ATTENTION_BLOCKS:
-            raise ValueError(f"AttentionNet attention must be one of {ATTENTION_BLOCKS}; got {attention!r}.")
-        self.attention = attention
+        check_attention_net(attention, position, combine)
+        self.attention, self.position = attention, position
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, padding=1)
         self.conv2 = nn.Conv2d(width, width, kernel_size=3, padding=1)
-        blocks = {"se": SqueezeExcitation, "cbam": CBAM, "bam": BAM}
-        self.block = nn.Identity() if attention == "none" else blocks[attention](width, reduction)
+        self.block = (
+            nn.Identity()
+            if attention == "none"
+            else BAM(width, reduction, combine=combine)
+            if attention == "bam"
+            else {"se": SqueezeExcitation, "cbam": CBAM}[attention](width, reduction)
+        )
         self.classifier = nn.Linear(width, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The map the attention block reads: (N, C_in, H, W) -> (N, width, H, W)."""
-        return torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        h = torch.relu(self.conv1(x))
+        return h if self.position == "middle" else torch.relu(self.conv2(h))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.block(self.features(x)).mean(dim=(2, 3)))
+        h = self.block(self.features(x))
+        if self.position == "middle":
+            h = torch.relu(self.conv2(h))
+        return self.classifier(h.mean(dim=(2, 3)))
 
 
-def count_params(module: nn.Module) -> int:
-    """Number of trainable scalars."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+class HeadNet(nn.Module):
+    """A convolutional trunk with a flatten head or a global-average-pooling head.
 
-
-def measure_flops(module: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward pass on x, counted by torch's FlopCounterMode (2 per multiply-add)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(x)
-    return counter.get_total_flops()
-
-
-def fit_classifier(model: nn.Module, data, epochs: int = 20, batch_size: int = 64, lr: float = 3e-3, seed: int = 0):
-    """Train with Adam on cross-entropy; return test accuracy.
-
-    data = (X_train, y_train, X_test, y_test) as numpy arrays, X in NCHW.
-    The batch order is drawn from a generator seeded with `seed`, so runs repeat exactly.
-    BatchNorm statistics are recomputed with the final weights before testing (see below).
+    x: (N, C_in, size, size) -> logits (N, num_classes).
+    features = ReLU(BN(conv3x3)) C_in -> width, 2x2 max pool (size -> size // 2), then
+    `depth` times ReLU(BN(conv3x3)) width -> width, all "same" padding; with depth=3
+    each output position sees 16x16 input pixels. head = FlattenHead(width, size // 2,
+    size // 2, num_classes) (head="flatten") or GAPHead(width, num_classes) ("gap").
+    The variants share the trunk; only the head differs.
+    Taught in the chapter on global pooling.
     """
-    X_tr, y_tr, X_te, y_te = (torch.as_tensor(a) for a in data)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(X_tr), generator=gen).split(batch_size):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(X_tr[idx]), y_tr[idx]).backward()
-            opt.step()
-    recalibrate_batchnorm(model, X_tr, batch_size)
-    model.eval()
-    with torch.no_grad():
-        return (model(X_te).argmax(1) == y_te).float().mean().item()
+
+    def __init__(
+        self,
+        head: str = "gap",
+        in_channels: int = 1,
+        width: int = 16,
+        depth: int = 3,
+        size: int = 20,
+        num_classes: int = 10,
+    ):
+        super().__init__()
+        if head not in ("flatten", "gap"):
+            raise ValueError(f"HeadNet head must be 'flatten' or 'gap'; got {head!r}.")
+        layers = []
+        for i in range(depth + 1):
+            layers += [
+                nn.Conv2d(width if i else in_channels, width, 3, padding=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+            ]
+            if i == 0:
+                layers.append(nn.MaxPool2d(2))
+        self.trunk = nn.Sequential(*layers)
+        self.head = (
+            FlattenHead(width, size // 2, size // 2, num_classes)
+            if head == "flatten"
+            else GAPHead(width, num_classes)
+        )
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Trunk output: (N, C_in, size, size) -> (N, width, size/2, size/2)."""
+        return self.trunk(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 
-def recalibrate_batchnorm(model: nn.Module, X: torch.Tensor, batch_size: int = 64) -> None:
-    """Recompute every BatchNorm's running statistics with the final weights ("precise BN").
+SKIP_KINDS = ("none", "add", "concat")
 
-    During training the running mean and variance are moving averages over batches seen by
-    *earlier* weights; after a fast schedule they lag the final network and inference-mode
-    accuracy collapses. One pass over X in training mode, averaging all batches equally, fixes
-    that. A model without BatchNorm is left untouched.
+
+def check_skip_stack(skip: str, depth: int) -> None:
+    """SkipStack's arguments, refused with advice (shared by both halves' checks)."""
+    if skip not in SKIP_KINDS:
+        raise ValueError(f"SkipStack skip must be one of {SKIP_KINDS}; got {skip!r}.")
+    if depth < 1:
+        raise ValueError(f"SkipStack needs depth >= 1; got depth={depth}.")
+
+
+class SkipStack(nn.Module):
+    """A deep stack of blocks: no skips, residual (add) skips or dense (concat) ones.
+
+    x: (N, C_in, H, W) -> logits (N, num_classes).
+    stem: h_0 = ReLU(BN(conv3x3(x))), C_in -> width; then `depth` blocks:
+    skip="none": h_l = ReLU(F_l(h_{l-1})), F_l = ResidualBlock(width, width).residual
+    (conv3x3-BN-ReLU-conv3x3-BN), the shortcut never used: a plain stack, same weights;
+    skip="add": h_l = ResidualBlock(width, width)(h_{l-1})
+    = ReLU(F_l(h_{l-1}) + h_{l-1});
+    skip="concat": h_l = cat([h_{l-1}, DenseLayer(C_0 + (l-1) k, k)(h_{l-1})]), k =
+    growth_rate: width + depth * k channels at the end;
+    head: global average pool, Linear(-> num_classes).
+    `lesion`: indices of blocks deleted at inference (the block passes h_{l-1} on;
+    a deleted dense layer adds k zero channels), the lesion test of Veit et al. (2016).
+    Taught in the chapter on skip connections.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    with torch.no_grad():
-        for batch in X.split(batch_size):
-            model(batch)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
+
+    def __init__(
+        self,
+        skip: str = "add",
+        depth: int = 8,
+        in_channels: int = 1,
+        width: int = 16,
+        growth_rate: int = 8,
+        num_classes: int = 10,
+    ):
+        super().__init__()
+        from fusion_lib.torch.skip import DenseLayer, ResidualBlock
+
+        check_skip_stack(skip, depth)
+        self.skip, self.depth, self.growth_rate = skip, int(depth), int(growth_rate)
+        self.lesion: set[int] = set()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        )
+        if skip == "concat":
+            self.blocks = nn.ModuleList(
+                DenseLayer(width + i * growth_rate, growth_rate) for i in range(depth)
+            )
+            out = width + depth * growth_rate
+        else:
+            self.blocks = nn.ModuleList(
+                ResidualBlock(width, width) for _ in range(depth)
+            )
+            out = width
+        self.classifier = nn.Linear(out, num_classes)
+
+    def block(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """Block i applied to h (the identity, or k zero channels, if lesioned)."""
+        layer = self.blocks[i]
+        if self.skip == "concat":
+            new = layer(h)
+            return torch.cat([h, torch.zeros_like(new) if i in self.lesion else new], 1)
+        if i in self.lesion:
+            return h
+        if self.skip == "add":
+            return layer(h)
+        return torch.relu(layer.residual(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        for i in range(self.depth):
+            h = self.block(i, h)
+        return self.classifier(h.mean(dim=(2, 3)))
+
+
+class ConcatPyramid(nn.Module):
+    """FeaturePyramid's top-down path with concatenation instead of addition.
+
+    xs: list of L maps (N, C_i, H_i, W_i), high to low resolution -> list of L maps
+    (N, D, H_i, W_i), D = out_channels.
+    lateral_i = conv1x1_i(x_i) (C_i -> D); m_{L-1} = lateral_{L-1};
+    m_i = ConcatReduce([lateral_i, up(m_{i+1})]) (a 1x1 conv 2D -> D with bias, no
+    norm, no activation); p_i = conv3x3_i(m_i) (D -> D). `up` is FeaturePyramid's
+    nearest resize to the lateral's exact size. With the 1x1 weights [I I] it is
+    FeaturePyramid exactly; it costs (L - 1) (2 D^2 + D) parameters more.
+    Taught in the chapter on feature pyramids.
+    """
+
+    def __init__(self, in_channels: list[int], out_channels: int):
+        super().__init__()
+        self.in_channels, d = [int(c) for c in in_channels], int(out_channels)
+        self.lateral_convs = nn.ModuleList(nn.Conv2d(c, d, 1) for c in in_channels)
+        self.merges = nn.ModuleList(
+            ConcatReduce([d, d], d, norm=False, act=False) for _ in in_channels[1:]
+        )
+        self.output_convs = nn.ModuleList(
+            nn.Conv2d(d, d, 3, padding=1) for _ in in_channels
+        )
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        merged = self.lateral_convs[-1](xs[-1])
+        outs = [self.output_convs[-1](merged)]
+        for i in range(len(xs) - 2, -1, -1):
+            lateral = self.lateral_convs[i](xs[i])
+            up = resize_to(merged, lateral, mode="nearest")
+            merged = self.merges[i]([lateral, up])
+            outs.insert(0, self.output_convs[i](merged))
+        return outs
+
+
+PYRAMIDS = ("coarse", "levels", "add", "concat")
+
+
+class PyramidNet(nn.Module):
+    """A three-stage CNN whose classifier reads one pyramid level or all of them.
+
+    x: (N, C_in, H, W) -> logits (N, num_classes), H and W divisible by 8.
+    stem = maxpool2(ReLU(conv3x3 C_in -> 8)); c_1, c_2, c_3 = ReLU(conv3x3) with
+    16, 32, 64 channels at H/2, H/4, H/8 (a 2x2 max pool before c_2 and c_3).
+    pyramid="coarse": p = FeaturePyramid([64], D)(c_3), one level (single scale);
+    "levels": FeaturePyramid([C_l], D)(c_l) for each level alone (no top-down path);
+    "add": FeaturePyramid([16, 32, 64], D) (lateral 1x1, top-down add, 3x3 output);
+    "concat": ConcatPyramid([16, 32, 64], D) (top-down concat, then a 1x1 conv).
+    logits = Linear(cat_l max_hw(ReLU(p_l))), D = width. The variants share the
+    backbone; only the fusion after it differs.
+    Taught in the chapter on feature pyramids.
+    """
+
+    def __init__(
+        self,
+        pyramid: str = "add",
+        in_channels: int = 1,
+        width: int = 16,
+        num_classes: int = 3,
+    ):
+        super().__init__()
+        if pyramid not in PYRAMIDS:
+            raise ValueError(
+                f"PyramidNet pyramid must be one of {PYRAMIDS}; got {pyramid!r}."
+            )
+        self.pyramid_mode, chans = pyramid, [16, 32, 64]
+        self.stem = nn.Conv2d(in_channels, 8, 3, padding=1)
+        self.stages = nn.ModuleList(
+            nn.Conv2d(c_in, c, 3, padding=1) for c_in, c in zip([8, 16, 32], chans)
+        )
+        if pyramid == "add":
+            self.pyramids = nn.ModuleList([FeaturePyramid(chans, width)])
+        elif pyramid == "concat":
+            self.pyramids = nn.ModuleList([ConcatPyramid(chans, width)])
+        else:
+            keep = chans if pyramid == "levels" else chans[-1:]
+            self.pyramids = nn.ModuleList(FeaturePyramid([c], width) for c in keep)
+        levels = 1 if pyramid == "coarse" else len(chans)
+        self.classifier = nn.Linear(levels * width, num_classes)
+
+    def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """c_1, c_2, c_3: (N, 16, H/2, W/2), (N, 32, H/4, W/4), (N, 64, H/8, W/8)."""
+        h = nn.functional.max_pool2d(torch.relu(self.stem(x)), 2)
+        cs = []
+        for i, stage in enumerate(self.stages):
+            h = torch.relu(stage(nn.functional.max_pool2d(h, 2) if i else h))
+            cs.append(h)
+        return cs
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The pyramid levels the classifier reads, each (N, width, h_l, w_l)."""
+        cs = self.backbone(x)
+        if self.pyramid_mode in ("add", "concat"):
+            return self.pyramids[0](cs)
+        if self.pyramid_mode == "coarse":
+            cs = cs[-1:]
+        return [p([c])[0] for p, c in zip(self.pyramids, cs)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = [torch.relu(p).amax(dim=(2, 3)) for p in self.features(x)]
+        return self.classifier(torch.cat(pooled, dim=1))
+
+
+UNET_SKIPS = ("concat", "add", "none")
+
+
+class TinyUNet(nn.Module):
+    """A two-level U-Net whose decoder merges the encoder's maps by concat, add or not
+    at all.
+
+    x: (N, C_in, H, W), H and W divisible by 4 -> logits (N, num_classes, H, W).
+    enc1 = 2 x (conv3x3, ReLU): C_in -> w at H x W;
+    enc2 = maxpool2, 2 x (conv3x3, ReLU): w -> 2w;
+    bottom = maxpool2, 2 x (conv3x3, ReLU): 2w -> 4w;
+    up2 = UNetUp(4w, 2w, 2w)([bottom, enc2]), up1 = UNetUp(2w, w, w)([up2, enc1]),
+    head = conv1x1 w -> num_classes (all convs padding 1 or 0, with bias).
+    skip="concat" | "add" is UNetUp's merge; skip="none" is the add merge fed zeros
+    instead of the encoder map: the same weights as "add", no information through the
+    skips. Taught in the chapter on skip connections.
+    """
+
+    def __init__(
+        self,
+        skip: str = "concat",
+        in_channels: int = 1,
+        width: int = 8,
+        num_classes: int = 2,
+    ):
+        super().__init__()
+        from fusion_lib.torch.skip import UNetUp
+
+        if skip not in UNET_SKIPS:
+            raise ValueError(
+                f"TinyUNet skip must be one of {UNET_SKIPS}; got {skip!r}."
+            )
+        self.skip = skip
+
+        def double_conv(c_in, c_out):
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(c_out, c_out, 3, padding=1),
+                nn.ReLU(),
+            )
+
+        w, merge = width, "concat" if skip == "concat" else "add"
+        self.enc1, self.enc2 = double_conv(in_channels, w), double_conv(w, 2 * w)
+        self.bottom, self.pool = double_conv(2 * w, 4 * w), nn.MaxPool2d(2)
+        self.up2 = UNetUp(4 * w, 2 * w, 2 * w, merge=merge)
+        self.up1 = UNetUp(2 * w, w, w, merge=merge)
+        self.head = nn.Conv2d(w, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool(e1))
+        b = self.bottom(self.pool(e2))
+        if self.skip == "none":
+            e1, e2 = torch.zeros_like(e1), torch.zeros_like(e2)
+        return self.head(self.up1([self.up2([b, e2]), e1]))

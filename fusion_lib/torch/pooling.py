@@ -15,7 +15,8 @@ class GlobalPool(nn.Module):
     """Fuse all positions of a map into one vector per channel.
 
     x: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdims=True;
-    mode="avg": out[n, c] = mean_{h,w} x[n, c, h, w]; mode="max": max_{h,w} x[n, c, h, w].
+    mode="avg": out[n, c] = mean_{h,w} x[n, c, h, w];
+    mode="max": max_{h,w} x[n, c, h, w].
     Taught in the chapter on global pooling.
     """
 
@@ -38,8 +39,9 @@ class GlobalPool(nn.Module):
 class FlattenHead(nn.Module):
     """The pre-2014 classifier head: flatten the map, then one fully connected layer.
 
-    x: (N, C, H, W) -> logits (N, num_classes); out = W vec(x) + b, vec flattening C, H, W in
-    that order, W: (num_classes, C*H*W). Built for one input size: C*H*W*K + K parameters.
+    x: (N, C, H, W) -> logits (N, num_classes); out = W vec(x) + b, vec flattening C,
+    H, W in that order, W: (num_classes, C*H*W). Built for one input size:
+    C*H*W*K + K parameters.
     Taught in the chapter on global pooling.
     """
 
@@ -51,16 +53,21 @@ class FlattenHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_map("FlattenHead", tuple(x.shape), NCHW, self.in_channels)
         check_hw_size(
-            "FlattenHead", tuple(x.shape), NCHW, (self.height, self.width),
+            "FlattenHead",
+            tuple(x.shape),
+            NCHW,
+            (self.height, self.width),
             "A flatten head fixes the input size; GAPHead accepts any.",
         )
         return self.fc(x.flatten(1))
 
 
 class GAPHead(nn.Module):
-    """The Network-in-Network / GoogLeNet head: global average pooling, then a linear layer.
+    """The Network-in-Network / GoogLeNet head: global average pooling, then a linear
+    layer.
 
-    x: (N, C, H, W) -> logits (N, num_classes); out = W mean_{h,w}(x) + b, W: (num_classes, C).
+    x: (N, C, H, W) -> logits (N, num_classes); out = W mean_{h,w}(x) + b,
+    W: (num_classes, C).
     C*K + K parameters, whatever H and W are.
     Taught in the chapter on global pooling.
     """

@@ -1,0 +1,83 @@
+"""Training and measuring the small networks of the book's experiments (NHWC).
+
+Taught in the chapter on addition; every chapter with an experiment uses it, usually
+through `fusion_lib.experiments`.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def count_params(layer) -> int:
+    """Number of trainable scalars."""
+    return int(sum(np.prod(w.shape) for w in layer.trainable_weights))
+
+
+def train_classifier(
+    model,
+    X: np.ndarray,
+    y: np.ndarray,
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> list[float]:
+    """Adam on cross-entropy; returns the mean training loss of each epoch.
+
+    X: (N, H, W, C) float32, y: (N,) int labels. Seeds Keras (Python, NumPy, TF) with
+    `seed`, so a run repeats exactly on one machine. Ends by recomputing the BatchNorm
+    statistics with the final weights (`recalibrate_batchnorm`).
+    """
+    keras.utils.set_random_seed(seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    fitted = model.fit(
+        X, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0
+    )
+    recalibrate_batchnorm(model, X, batch_size)
+    return [float(v) for v in fitted.history["loss"]]
+
+
+def accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of X classified as y, in inference mode."""
+    logits = model.predict(X, batch_size=512, verbose=0)
+    return float((logits.argmax(1) == np.asarray(y)).mean())
+
+
+def fit_classifier(model, data, epochs=20, batch_size=64, lr=3e-3, seed=0):
+    """Train on data = (X_train, y_train, X_test, y_test); return the test accuracy."""
+    X_tr, y_tr, X_te, y_te = data
+    train_classifier(model, X_tr, y_tr, epochs, batch_size, lr, seed)
+    return accuracy(model, X_te, y_te)
+
+
+def recalibrate_batchnorm(model, X, batch_size: int = 64) -> None:
+    """Recompute every BatchNormalization's statistics with the final weights ("precise
+    BN").
+
+    During training the moving mean and variance average batches seen by *earlier*
+    weights;
+    after a fast schedule they lag the final network and inference-mode accuracy
+    collapses.
+    Setting momentum to 1 - 1/k for the k-th batch makes the moving statistics the
+    equal-weight average over one pass of X, as `update_bn` does in the PyTorch twin.
+    A model without BatchNorm is left untouched.
+    """
+    norms = [
+        layer
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    if not norms:
+        return
+    momenta = [bn.momentum for bn in norms]
+    for k, start in enumerate(range(0, len(X), batch_size), start=1):
+        for bn in norms:
+            bn.momentum = 1.0 - 1.0 / k  # k = 1 overwrites the old statistics
+        model(X[start : start + batch_size], training=True)
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum

@@ -1,0 +1,104 @@
+"""Training and measuring the small networks of the book's experiments (NCHW).
+
+Taught in the chapter on addition; every chapter with an experiment uses it, usually
+through `fusion_lib.experiments`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import update_bn
+
+
+def count_params(module: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def measure_flops(module: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass on x, by FlopCounterMode (2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops()
+
+
+def train_classifier(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> list[float]:
+    """Adam on cross-entropy; returns the mean training loss of each epoch.
+
+    X: (N, C, H, W) float32, y: (N,) int labels. The batch order comes from a generator
+    seeded with `seed`, so a run repeats exactly on one machine. Ends by recomputing the
+    BatchNorm statistics with the final weights (`recalibrate_batchnorm`).
+
+    Trains on one CPU thread: the book's networks are so small that a second thread
+    gains little, and on a busy machine OpenMP's thread synchronisation made the same
+    run 2-7x slower. The caller's thread count is restored afterwards.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(model, X, y, epochs, batch_size, lr, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model, X, y, epochs, batch_size, lr, seed) -> list[float]:
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    history = []
+    for _ in range(epochs):
+        total = 0.0
+        for idx in torch.randperm(len(X), generator=gen).split(batch_size):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(X[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        history.append(total / len(X))
+    recalibrate_batchnorm(model, X, batch_size)
+    return history
+
+
+def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of X classified as y, in inference mode."""
+    model.eval()
+    with torch.no_grad():
+        predicted = model(torch.as_tensor(X)).argmax(1)
+    return (predicted == torch.as_tensor(y)).float().mean().item()
+
+
+def fit_classifier(model: nn.Module, data, epochs=20, batch_size=64, lr=3e-3, seed=0):
+    """Train on data = (X_train, y_train, X_test, y_test); return the test accuracy."""
+    X_tr, y_tr, X_te, y_te = data
+    train_classifier(model, X_tr, y_tr, epochs, batch_size, lr, seed)
+    return accuracy(model, X_te, y_te)
+
+
+def recalibrate_batchnorm(
+    model: nn.Module, X: torch.Tensor, batch_size: int = 64
+) -> None:
+    """Recompute every BatchNorm's running statistics with the final weights ("precise
+    BN").
+
+    During training the running mean and variance are moving averages over batches seen
+    by
+    *earlier* weights; after a fast schedule they lag the final network and
+    inference-mode
+    accuracy collapses. One pass over X, every batch weighted equally, fixes that: it is
+    `torch.optim.swa_utils.update_bn`. A model without BatchNorm is left untouched.
+    """
+    with torch.no_grad():
+        update_bn(torch.as_tensor(X).split(batch_size), model)
