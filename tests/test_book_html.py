@@ -248,7 +248,7 @@ REPORT = """() => {
     // textContent, not innerText: a citation inside a folded solution is not rendered
     // and its innerText is empty.
     citations: Array.from(document.querySelectorAll('.bibtex-citation'))
-      .map(c => c.textContent.replace(/\s+/g, ' ').trim()),
+      .map(c => c.textContent.replace(/\\s+/g, ' ').trim()),
     entries: document.querySelectorAll('.citation-list .citation').length,
     prose: prose.map(e => e.innerText).join('\\n'),
   };
