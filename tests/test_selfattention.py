@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
 
 import torch.nn.functional as F  # noqa: E402
+from test_parity import randomize_batchnorm  # noqa: E402
 
 import fusion_lib.tf.selfattention as KS  # noqa: E402
 import fusion_lib.torch.selfattention as TS  # noqa: E402
@@ -196,18 +197,6 @@ def test_port_torch_multihead_into_keras_multihead(rng, kdim):
 
 
 # -- NonLocalBlock --------------------------------------------------------------------
-
-
-def randomize_batchnorm(module, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=gen) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=gen) - 0.5)
-    return module
 
 
 @pytest.mark.parametrize("subsample", [True, False])
