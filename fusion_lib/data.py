@@ -202,3 +202,119 @@ def load_multiscale_shapes(seed: int = 0, n_train: int = 1800, n_test: int = 600
         for k, s in enumerate(SHAPE_SIDES)
     }
     return X_tr, y_tr, tests
+
+
+# -- Visual question answering on the digits (the chapter on cross-modal fusion) -----
+
+VOCAB = ("<pad>", "is", "it", "a", "even", "odd", "larger", "smaller", "than") + tuple(
+    str(d) for d in range(10)
+)
+QUESTION_LENGTH = 5  # tokens per question, padded at the end with "<pad>" (id 0)
+QUESTION_FAMILIES = {
+    "parity": ("is it even", "is it odd"),
+    "compare": (
+        *(f"is it larger than {k}" for k in range(9)),
+        *(f"is it smaller than {k}" for k in range(1, 10)),
+    ),
+    "identity": tuple(f"is it a {k}" for k in range(10)),
+}
+QUESTIONS = tuple(q for family in QUESTION_FAMILIES.values() for q in family)
+
+
+def answer_question(question: str, digit: int) -> int:
+    """The true answer, 1 (yes) or 0 (no), to one of QUESTIONS about a digit.
+
+    Taught in the chapter on cross-modal fusion.
+    """
+    words = question.split()
+    if question not in QUESTIONS:
+        raise ValueError(f"not one of the generated questions: {question!r}.")
+    if words[-1] in ("even", "odd"):
+        return int((digit % 2 == 0) == (words[-1] == "even"))
+    k = int(words[-1])
+    if words[2] == "larger":
+        return int(digit > k)
+    if words[2] == "smaller":
+        return int(digit < k)
+    return int(digit == k)
+
+
+def encode_question(question: str) -> np.ndarray:
+    """A question as QUESTION_LENGTH token ids into VOCAB, padded with 0 ("<pad>").
+
+    Taught in the chapter on cross-modal fusion.
+    """
+    words = question.split()
+    unknown = [w for w in words if w not in VOCAB]
+    if unknown or len(words) > QUESTION_LENGTH:
+        raise ValueError(
+            f"a question is at most {QUESTION_LENGTH} words from VOCAB; got "
+            f"{question!r} (unknown words: {unknown})."
+        )
+    ids = [VOCAB.index(w) for w in words]
+    return np.array(ids + [0] * (QUESTION_LENGTH - len(ids)), np.int64)
+
+
+def decode_question(tokens) -> str:
+    """Token ids back to the question's words, without the padding."""
+    return " ".join(VOCAB[int(t)] for t in tokens if int(t) != 0)
+
+
+def ask_about_digits(digits: np.ndarray, seed: int = 0):
+    """Three questions per digit, one from each of QUESTION_FAMILIES, and the answers.
+
+    digits: (N,) int labels -> (questions (3N, QUESTION_LENGTH) int64 token ids,
+    answers (3N,) int64, index (3N,) int64: the digit each question is about, family
+    (3N,) names). Parity: "even" or "odd" with equal chance; compare: one of the 18
+    comparisons uniformly; identity: "is it a d" about the true digit d half the time,
+    otherwise another digit uniformly. With balanced digits every family answers yes
+    half the time in expectation, so no question alone tells the answer on average
+    (single questions can: "is it larger than 0" is mostly yes).
+    """
+    rng = np.random.default_rng(seed)
+    texts, index = [], []
+    for i, d in enumerate(np.asarray(digits)):
+        others = [k for k in range(10) if k != d]
+        ident = d if rng.random() < 0.5 else others[rng.integers(9)]
+        texts += [
+            QUESTION_FAMILIES["parity"][rng.integers(2)],
+            QUESTION_FAMILIES["compare"][rng.integers(18)],
+            f"is it a {ident}",
+        ]
+        index += [i, i, i]
+    index = np.array(index, np.int64)
+    questions = np.stack([encode_question(q) for q in texts])
+    answers = np.array(
+        [answer_question(q, int(digits[i])) for q, i in zip(texts, index)], np.int64
+    )
+    family = np.array([f for _ in range(len(digits)) for f in QUESTION_FAMILIES])
+    return questions, answers, index, family
+
+
+def load_digit_questions(seed: int = 0):
+    """A visual-question-answering task on scikit-learn's digits, for
+    `fusion_lib.experiments`: the answer needs the image *and* the question.
+
+    The digits split of `load_digits_split(seed)` (train and test images never
+    overlap), each image asked three generated questions (`ask_about_digits`, one per
+    family). Returns (X_train, y_train, tests) with X = (images (N, 1, 8, 8) float32,
+    questions (N, QUESTION_LENGTH) int64 token ids into VOCAB), y the answers (1 = yes,
+    0 = no) and tests = {"test": every test question, "parity", "compare",
+    "identity": the test questions of that family, "every_question": each test image
+    asked all of QUESTIONS, in that order (image 0's 30 questions first)}. The seed
+    fixes the split and the questions. Taught in the chapter on cross-modal fusion.
+    """
+    X_tr, d_tr, X_te, d_te = load_digits_split(seed)
+    q_tr, y_tr, i_tr, _ = ask_about_digits(d_tr, seed=2 * seed)
+    q_te, y_te, i_te, f_te = ask_about_digits(d_te, seed=2 * seed + 1)
+    tests = {"test": ((X_te[i_te], q_te), y_te)}
+    for name in QUESTION_FAMILIES:
+        keep = f_te == name
+        tests[name] = ((X_te[i_te[keep]], q_te[keep]), y_te[keep])
+    every = np.stack([encode_question(q) for q in QUESTIONS])
+    answers = [[answer_question(q, int(d)) for q in QUESTIONS] for d in d_te]
+    tests["every_question"] = (
+        (np.repeat(X_te, len(QUESTIONS), axis=0), np.tile(every, (len(d_te), 1))),
+        np.array(answers, np.int64).reshape(-1),
+    )
+    return (X_tr[i_tr], q_tr), y_tr, tests

@@ -4,8 +4,10 @@ Each `check_*` function calls the reader's function on several inputs and compar
 answer with a reference, through one shared loop (`_grade`):
 
 - every case right: prints "Correct: ..." and returns None;
-- the function still raises NotImplementedError: prints what to do, returns None, so an
-  untouched exercise cell shows no error (and earns no points under a grader);
+- the function still raises NotImplementedError: prints what to do and returns None,
+  so an untouched exercise shows no error to a reader; under a grader (`grading()`:
+  nbgrader sets NBGRADER_EXECUTION while it autogrades or validates, other graders set
+  FUSION_LIB_GRADING=1) it raises `WrongAnswer`, so an untouched exercise scores zero;
 - anything wrong (a wrong value, a wrong type such as None or a string, an exception
   from the reader's code): raises `WrongAnswer` with a diagnosis of the mistake. The
   first wrong try of a check says what is wrong; later tries add a hint to fix it.
@@ -17,6 +19,7 @@ Framework-free: everything is NumPy.
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 import textwrap
 import tracemalloc
@@ -31,6 +34,15 @@ class WrongAnswer(AssertionError):
 
 
 _tries: dict[str, int] = {}
+
+
+def grading() -> bool:
+    """True under a grader, where an untouched exercise must fail: nbgrader sets
+    NBGRADER_EXECUTION ("autograde" or "validate") in the kernel it grades with; any
+    other grader sets FUSION_LIB_GRADING=1. One switch for every check (`_grade`)."""
+    return bool(os.environ.get("NBGRADER_EXECUTION")) or (
+        os.environ.get("FUSION_LIB_GRADING") == "1"
+    )
 
 
 def _say(text: str) -> None:
@@ -68,6 +80,14 @@ def _grade(check: str, fn, cases, judge, done: str) -> None:
             answer = fn(*args)
         except NotImplementedError:
             name = getattr(fn, "__name__", "your function")
+            if grading():
+                raise WrongAnswer(
+                    textwrap.fill(
+                        f"Not attempted: `{name}` still raises NotImplementedError, "
+                        "so this exercise scores zero.",
+                        WIDTH,
+                    )
+                ) from None
             _say(
                 f"Not attempted yet: replace the `raise NotImplementedError` in "
                 f"`{name}` and run this cell again."
@@ -591,39 +611,352 @@ def check_top_down_merge(fn) -> None:
     )
 
 
-def check_dense_block_params(fn) -> None:
-    """Exercise (skip connections): fn(L, C0, k, bn_size) returns the trainable
-    parameter count of a DenseBlock (BN-ReLU-1x1 conv to bn_size*k, BN-ReLU-3x3 conv to
-    k, no conv biases; layer l reads C0 + l k channels)."""
-    cases = [(1, 16, 8, 4), (4, 16, 8, 4), (6, 64, 32, 4), (12, 3, 12, 2)]
-    cases.append((24, 64, 32, 4))
+def _dense_terms(L: int, C0: int, k: int, b: int) -> tuple[int, int]:
+    """P(L) of a DenseBlock split into its linear and its quadratic term in L."""
+    linear = L * ((2 + b * k) * C0 + 2 * b * k + 9 * b * k * k)
+    return linear, (2 + b * k) * k * L * (L - 1) // 2
+
+
+def _dense_crossover(C0: int, k: int, b: int) -> int:
+    L = 1
+    while _dense_terms(L, C0, k, b)[1] <= _dense_terms(L, C0, k, b)[0]:
+        L += 1
+    return L
+
+
+def check_dense_crossover(fn) -> None:
+    """Exercise (skip connections): fn(C0, k, bn_size) returns the smallest number of
+    layers L of a DenseBlock(L, C0, k, bn_size) whose quadratic parameter term,
+    (2 + b k) k L (L - 1) / 2, is larger than its linear one,
+    L ((2 + b k) C0 + 2 b k + 9 b k^2)."""
+    # (16, 2, 1): the two terms are equal at L = 27, so the answer is 28
+    cases = [(64, 32, 4), (16, 2, 1), (24, 12, 4), (3, 12, 2), (256, 32, 4)]
 
     def judge(args, answer):
-        L, C0, k, b = args
-        want = sum(
-            2 * (C0 + i * k) + (C0 + i * k) * b * k + 2 * b * k + 9 * b * k * k
-            for i in range(L)
-        )
+        C0, k, b = args
+        want = _dense_crossover(C0, k, b)
         if isinstance(answer, bool) or not isinstance(answer, (int, np.integer)):
             kind = "a string" if isinstance(answer, str) else type(answer).__name__
             raise _Wrong(
-                f"expected an integer count; your function returned {kind}: "
-                f"{answer!r}.",
-                "count with integers.",
+                f"expected an integer number of layers; your function returned "
+                f"{kind}: {answer!r}.",
+                "return the depth L itself, an int.",
             )
-        if answer != want:
-            convs = sum((C0 + i * k) * b * k + 9 * b * k * k for i in range(L))
-            raise _Wrong(
-                f"for L={L}, C0={C0}, k={k}, bn_size={b} your count {answer} is "
-                f"{'missing the BatchNorms' if answer == convs else 'wrong'}.",
-                "layer l has 2 (C0 + l k) BN parameters, (C0 + l k) b k in the 1x1 "
-                "conv, 2 b k in the second BN and 9 b k^2 in the 3x3 conv.",
-            )
+        if answer == want:
+            return
+        linear, quadratic = _dense_terms(int(answer), C0, k, b)
+        if answer == want - 1 and quadratic == linear:
+            diagnosis = "the two terms are equal there; the quadratic must be larger."
+        elif answer < want:
+            diagnosis = "the linear term is still the larger one there."
+        else:
+            diagnosis = f"the quadratic term is already larger at L = {want}."
+        raise _Wrong(
+            f"for C0={C0}, k={k}, bn_size={b} you answered L = {answer}: {diagnosis}",
+            "the quadratic term is larger when (2 + b k) k (L - 1) / 2 > "
+            "(2 + b k) C0 + 2 b k + 9 b k^2: solve for L - 1, or count up from L = 1.",
+        )
 
     _grade(
-        "check_dense_block_params",
+        "check_dense_crossover",
         fn,
         cases,
         judge,
-        "the 1x1 conv's input grows by k per layer, so the sum is quadratic in L.",
+        f"{_dense_crossover(64, 32, 4)} layers for C0 = 64, k = 32, bn_size = b = 4; "
+        "in general L = floor(2 C0/k + (4b + 18bk)/(2 + bk)) + 2, about 2 C0/k + 20.",
+    )
+
+
+def _softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(scores - scores.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _attention(q, k, v, mask=None, scale=None, axis=-1):
+    """softmax(q k^T * scale) v, masked scores at -inf (mask True = attend)."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = q @ np.swapaxes(k, -1, -2) * scale
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    with np.errstate(invalid="ignore"):  # a wrong guess may mask a whole column
+        return _softmax(scores, axis) @ v
+
+
+def check_scaled_attention(fn) -> None:
+    """Exercise (self-attention): fn(q, k, v, mask) returns softmax(q k^T / sqrt(d)) v
+    for NumPy q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv); mask is None or a
+    boolean array broadcastable to (..., Lq, Lk), True = attend."""
+    rng = np.random.default_rng(5)
+
+    def case(lead, lq, lk, d, dv, masked):
+        q, k = rng.normal(size=(*lead, lq, d)), rng.normal(size=(*lead, lk, d))
+        v = rng.normal(size=(*lead, lk, dv))
+        mask = None
+        if masked:
+            mask = rng.random((*lead, lq, lk)) > 0.4
+            # every query keeps a key, and would keep one with the polarity reversed
+            mask[..., 0], mask[..., -1] = True, False
+        return q, k, v, mask
+
+    cases = [
+        case((), 3, 5, 16, 2, False),
+        case((2,), 4, 4, 9, 3, False),
+        case((2, 3), 5, 6, 4, 4, True),
+        case((1,), 4, 7, 25, 2, True),
+    ]
+
+    def judge(args, answer):
+        q, k, v, mask = args
+        want = _attention(q, k, v, mask)
+        got = _array(answer, want.shape, f"an output of shape {want.shape}")
+        if np.allclose(got, want, atol=1e-6):
+            return
+        d = q.shape[-1]
+        guesses = [
+            (
+                _attention(q, k, v, mask, scale=1.0),
+                "you did not scale the scores: softmax(q k^T) saturates as d grows.",
+                "multiply the scores by 1 / sqrt(d), d = q.shape[-1].",
+            ),
+            (
+                _attention(q, k, v, mask, scale=1.0 / d),
+                "you divided the scores by d; the factor is 1 / sqrt(d), which "
+                "keeps their variance at 1 for unit-variance q and k.",
+                "use d ** -0.5.",
+            ),
+            (
+                _attention(q, k, v, mask, axis=-2),
+                "your softmax runs over the queries; each query's weights over the "
+                "keys must sum to 1.",
+                "softmax over the last axis of the (..., Lq, Lk) scores.",
+            ),
+        ]
+        if mask is not None:
+            guesses += [
+                (
+                    _attention(q, k, v, ~mask),
+                    "your mask has the opposite polarity: True means attend here "
+                    "(as in F.scaled_dot_product_attention and Keras), not ignore "
+                    "(as in nn.MultiheadAttention's masks).",
+                    "set the scores where mask is False to -inf.",
+                ),
+                (
+                    _attention(q, k, v),
+                    "your function ignores the mask: masked keys must get weight 0.",
+                    "set the scores where mask is False to -inf before the softmax.",
+                ),
+            ]
+        for wrong, diagnosis, hint in guesses:
+            if np.allclose(got, wrong, atol=1e-6, equal_nan=True):
+                raise _Wrong(diagnosis, hint)
+        raise _Wrong(
+            f"for q {q.shape}, k {k.shape}, v {v.shape} your output differs from "
+            "softmax(q k^T / sqrt(d)) v.",
+            "scores = q @ k.swapaxes(-1, -2) / sqrt(d); mask; softmax over the keys; "
+            "then @ v.",
+        )
+
+    _grade(
+        "check_scaled_attention",
+        fn,
+        cases,
+        judge,
+        "softmax(q k^T / sqrt(d)) v, masked keys at -inf, softmax over the keys.",
+    )
+
+
+def check_map_tokens(fn) -> None:
+    """Exercise (self-attention): fn(x) turns an NCHW NumPy map (N, C, H, W) into
+    (N, H*W, C) tokens in row-major order: token h * W + w is the pixel (h, w)."""
+    rng = np.random.default_rng(6)
+    cases = [(rng.normal(size=s),) for s in [(1, 3, 2, 4), (2, 5, 3, 3), (2, 1, 4, 2)]]
+
+    def judge(args, answer):
+        (x,) = args
+        n, c, h, w = x.shape
+        want = x.transpose(0, 2, 3, 1).reshape(n, h * w, c)
+        got = _array(answer, want.shape, f"(N, H*W, C) = {want.shape} tokens")
+        if np.array_equal(got, want):
+            return
+        if np.array_equal(got, x.reshape(n, h * w, c)):
+            raise _Wrong(
+                "you reshaped without moving the channel axis: each 'token' then "
+                "holds numbers of one channel from several pixels.",
+                "move the channels last first: x.transpose(0, 2, 3, 1), then reshape.",
+            )
+        if np.array_equal(got, x.transpose(0, 3, 2, 1).reshape(n, h * w, c)):
+            raise _Wrong(
+                "your tokens are in column-major order (token w * H + h); the book, "
+                "torch's flatten(2) and Keras' reshape of an NHWC map use row-major "
+                "order, token h * W + w.",
+                "transpose to (N, H, W, C), not (N, W, H, C).",
+            )
+        raise _Wrong(
+            "your tokens hold other values than the pixels' channel vectors.",
+            "token h * W + w must be x[n, :, h, w].",
+        )
+
+    _grade(
+        "check_map_tokens",
+        fn,
+        cases,
+        judge,
+        "(N, C, H, W) -> x.transpose(0, 2, 3, 1).reshape(N, H * W, C), row-major.",
+    )
+
+
+def _mfb(x1, x2, U, V, factor, groups="consecutive", root=True, norm=True):
+    """MFB pooling in NumPy: (x1 U) * (x2 V), sum-pooled over groups of `factor`
+    elements ("consecutive": j*factor .. j*factor + factor - 1; "strided": j, j + o,
+    ...), signed square root, L2 normalisation; the last three can be left out."""
+    p = (x1 @ U) * (x2 @ V)
+    o = p.shape[-1] // factor
+    if groups == "consecutive":
+        s = p.reshape(len(p), o, factor).sum(-1)
+    else:
+        s = p.reshape(len(p), factor, o).sum(1)
+    if root == "abs":
+        s = np.sqrt(np.abs(s))
+    elif root:
+        s = np.sign(s) * np.sqrt(np.abs(s))
+    if norm:
+        s = s / np.maximum(np.linalg.norm(s, axis=-1, keepdims=True), 1e-12)
+    return s
+
+
+def check_low_rank_bilinear(fn) -> None:
+    """Exercise (cross-modal fusion): fn(x1, x2, U, V, factor) returns MFB pooling,
+    without biases: p = (x1 U) * (x2 V), s_j = the sum of the j-th group of `factor`
+    consecutive elements of p, s = sign(s) sqrt(|s|), out = s / ||s||_2 per row.
+    x1: (N, d1), x2: (N, d2), U: (d1, factor * o), V: (d2, factor * o) -> (N, o)."""
+    rng = np.random.default_rng(7)
+    sizes = [(3, 4, 5, 5, 2), (2, 6, 3, 2, 4), (4, 3, 3, 3, 1), (1, 5, 2, 4, 3)]
+    cases = [
+        (
+            rng.normal(size=(n, d1)),
+            rng.normal(size=(n, d2)),
+            rng.normal(size=(d1, k * o)),
+            rng.normal(size=(d2, k * o)),
+            k,
+        )
+        for n, d1, d2, k, o in sizes
+    ]
+
+    def judge(args, answer):
+        x1, x2, U, V, k = args
+        want = _mfb(*args)
+        got = _array(answer, want.shape, f"an (N, o) = {want.shape} array")
+        if np.allclose(got, want, atol=1e-8):
+            return
+        guesses = [
+            (
+                {"groups": "strided"},
+                "you pooled every o-th element (p.reshape(N, factor, o).sum(1)); MFB "
+                "sums groups of `factor` consecutive elements, which is what makes "
+                "each output a rank-`factor` bilinear form of its own factors.",
+                "p.reshape(N, o, factor).sum(-1).",
+            ),
+            (
+                {"root": False},
+                "the signed square root is missing: MFB takes sign(s) sqrt(|s|) "
+                "before normalising, to tame the products' large values.",
+                "s = np.sign(s) * np.sqrt(np.abs(s)).",
+            ),
+            (
+                {"root": "abs"},
+                "you took sqrt(|s|) and lost the sign; the signed square root keeps "
+                "it: sign(s) sqrt(|s|).",
+                "multiply by np.sign(s).",
+            ),
+            (
+                {"norm": False},
+                "the L2 normalisation is missing: every output row has unit length.",
+                "divide each row by its norm, np.linalg.norm(s, axis=-1, "
+                "keepdims=True).",
+            ),
+        ]
+        for change, diagnosis, hint in guesses:
+            wrong = _mfb(*args, **change)
+            if got.shape == wrong.shape and np.allclose(got, wrong, atol=1e-8):
+                raise _Wrong(diagnosis, hint)
+        raise _Wrong(
+            f"for x1 {x1.shape}, x2 {x2.shape} and factor {k} your output differs "
+            "from MFB pooling.",
+            "p = (x1 @ U) * (x2 @ V); sum groups of factor consecutive elements; "
+            "signed square root; divide each row by its L2 norm.",
+        )
+
+    _grade(
+        "check_low_rank_bilinear",
+        fn,
+        cases,
+        judge,
+        "project, multiply, sum-pool consecutive groups of factor, signed square "
+        "root, L2-normalise: MFB.",
+    )
+
+
+def check_concat_as_film(fn) -> None:
+    """Exercise (cross-modal fusion): fn(W, b, C) turns a linear layer on [x; z],
+    W: (O, C + D), b: (O,), into (W_x, G, g): W_x (O, C) and a FiLM generator
+    [delta; beta] = G z + g, G: (2 O, D), g: (2 O,), gamma = 1 + delta, such that
+    FiLM(W_x x, z) = gamma * (W_x x) + beta equals W [x; z] + b for every x, z."""
+    rng = np.random.default_rng(8)
+    sizes = [(4, 3, 2), (2, 5, 3), (3, 1, 4), (1, 2, 1)]
+    cases = [
+        (rng.normal(size=(O, C + D)), rng.normal(size=O), C) for O, C, D in sizes
+    ]
+
+    def judge(args, answer):
+        W, b, C = args
+        O, D = W.shape[0], W.shape[1] - C
+        _returned(answer, "(W_x, G, g)")
+        if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__"):
+            kind = "a string" if isinstance(answer, (str, bytes)) else "a number"
+            raise _Wrong(
+                f"expected three arrays (W_x, G, g); your function returned {kind}, "
+                f"{answer!r:.60}.",
+                "return a tuple: W_x, G, g.",
+            )
+        if len(answer) != 3:
+            raise _Wrong(
+                f"expected three arrays (W_x, G, g); your function returned "
+                f"{len(answer)} items.",
+                "return W_x (O, C), G (2 O, D) and g (2 O,).",
+            )
+        W_x = _array(answer[0], (O, C), f"W_x of shape {(O, C)}")
+        G = _array(answer[1], (2 * O, D), f"G of shape {(2 * O, D)}")
+        g = _array(answer[2], (2 * O,), f"g of shape {(2 * O,)}")
+        x, z = rng.normal(size=(C, 3)), rng.normal(size=(D, 3))
+        want = W @ np.concatenate([x, z]) + b[:, None]
+        coeffs = G @ z + g[:, None]
+        got = (1 + coeffs[:O]) * (W_x @ x) + coeffs[O:]
+        if np.allclose(got, want, atol=1e-8):
+            return
+        if np.allclose(coeffs[:O], 1) and np.allclose(got - W_x @ x, want):
+            raise _Wrong(
+                "your generator makes delta = 1, so gamma = 1 + delta = 2: FiLM "
+                "doubles W_x x. This FiLM predicts delta, and gamma = 1 + delta.",
+                "leave delta at 0: zero rows :O of G and entries :O of g.",
+            )
+        swapped = (1 + coeffs[O:]) * (W_x @ x) + coeffs[:O]
+        if np.allclose(swapped, want, atol=1e-8):
+            raise _Wrong(
+                "you put beta first; the generator's outputs :O are delta (the "
+                "scale's part) and O: are beta (the shift).",
+                "rows O: of G are W[:, C:], entries O: of g are b.",
+            )
+        raise _Wrong(
+            "FiLM(W_x x, z) with your W_x, G, g differs from W [x; z] + b.",
+            "split W by columns: W_x = W[:, :C] meets x and W_z = W[:, C:] meets z; "
+            "W_z z + b is a shift that depends on z (beta), and the scale stays 1.",
+        )
+
+    _grade(
+        "check_concat_as_film",
+        fn,
+        cases,
+        judge,
+        "W [x; z] + b = W_x x + (W_z z + b): a conditional bias, FiLM with delta = 0 "
+        "and beta = W_z z + b.",
     )

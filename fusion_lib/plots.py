@@ -29,6 +29,7 @@ class Diagram:
     d = Diagram(cols=4, rows=2)
     a = d.box(0, 0, "x1\\n(N, C1, H, W)", "tensor"); b = d.box(0, 1, "x2", "tensor")
     c = d.box(1, 0.5, "concat", "op"); d.arrow(a, c); d.arrow(b, c)
+    d.skip(a, c) draws a dashed skip connection over the boxes of a row.
     Kinds: tensor, op, layer, gate (colours in KIND_COLOURS, explained by d.legend()).
     """
 
@@ -92,6 +93,32 @@ class Diagram:
                 color="#333333",
             )
 
+    def skip(
+        self, start: tuple, end: tuple, label: str = "", rise: float = 0.22
+    ) -> None:
+        """A dashed skip connection from the top of box `start` to the top of box `end`
+        of the same row: up by `rise` above the boxes, across, and down with an
+        arrowhead, so it clears the boxes in between; `label` sits on the top run."""
+        (x0, y0), (x1, y1) = start, end
+        top = min(y0, y1) - 0.28 - rise  # rows grow downwards; 0.28: half a box
+        style = {"color": "#333333", "linewidth": 1.1, "linestyle": "--"}
+        self.ax.plot([x0, x0, x1], [y0 - 0.28, top, top], **style)
+        self.ax.add_patch(
+            FancyArrowPatch(
+                (x1, top), (x1, y1 - 0.28), arrowstyle="-|>", mutation_scale=11, **style
+            )
+        )
+        if label:
+            self.ax.text(
+                (x0 + x1) / 2,
+                top - 0.03,
+                label,
+                ha="center",
+                va="bottom",
+                fontsize=7.5,
+                color="#333333",
+            )
+
     def legend(self) -> None:
         from matplotlib.patches import Patch
 
@@ -120,7 +147,8 @@ def seed_spread(
 ):
     """Every seed as a dot, mean ± std as a bar, per variant, one colour per framework.
 
-    results: the dict from fusion_lib.experiments.run or .load.
+    results: the dict from fusion_lib.experiments.run or .load (its score: accuracy,
+    or the experiment's metric).
     """
     frameworks = list(results["results"])
     variants = list(next(iter(results["results"].values())))
@@ -130,7 +158,8 @@ def seed_spread(
     for f, (framework, offset) in enumerate(zip(frameworks, offsets)):
         for v, variant in enumerate(variants):
             row = results["results"][framework][variant]
-            accs = np.array(row["accuracy"][test or next(iter(row["accuracy"]))])
+            scores = row[results.get("metric", "accuracy")]
+            accs = np.array(scores[test or next(iter(scores))])
             x = v + offset
             ax.scatter(
                 [x] * len(accs),
@@ -163,13 +192,18 @@ def seed_spread(
     return ax
 
 
-def loss_curves(ax, results: dict, framework: str = "torch"):
-    """Training loss per epoch, mean over seeds with the min-max band, per variant."""
+def loss_curves(ax, results: dict, framework: str = "torch", colors=None):
+    """Training loss per epoch, mean over seeds with the min-max band, per variant.
+
+    colors: {variant: colour} for more variants than the colour cycle's ten (default:
+    the cycle's C0, C1, ... in the variants' order).
+    """
     for v, (variant, row) in enumerate(results["results"][framework].items()):
         curves = np.array(row["loss"])
         epochs = np.arange(1, curves.shape[1] + 1)
-        ax.plot(epochs, curves.mean(0), color=f"C{v}", label=variant)
-        ax.fill_between(epochs, curves.min(0), curves.max(0), color=f"C{v}", alpha=0.2)
+        color = (colors or {}).get(variant, f"C{v}")
+        ax.plot(epochs, curves.mean(0), color=color, label=variant)
+        ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.2)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"training loss ({FRAMEWORK_NAMES.get(framework, framework)})")
     ax.set_yscale("log")
@@ -184,11 +218,15 @@ def show_maps(
     label: str = "value",
     shared_scale: bool = True,
     ncols: int | None = None,
+    ticks: bool = False,
+    marks=None,
 ):
     """A row (or grid) of 2-D maps with colour bars; returns the figure.
 
     maps: a sequence of (H, W) arrays. shared_scale=True puts every panel on one colour
-    scale with one colour bar, so values compare across panels.
+    scale with one colour bar, so values compare across panels. ticks=True numbers the
+    rows and columns of the pixels; marks: one (row, col) or None per map, a pixel to
+    circle (e.g. a query).
     """
     maps = [np.asarray(m, dtype=float) for m in maps]
     if any(m.ndim != 2 for m in maps):
@@ -207,6 +245,14 @@ def show_maps(
             continue
         kwargs = {"vmin": lo, "vmax": hi} if shared_scale else {}
         image = ax.imshow(maps[i], cmap=cmap, **kwargs)
+        if ticks:
+            ax.axis("on")
+            ax.set_xticks(range(maps[i].shape[1]))
+            ax.set_yticks(range(maps[i].shape[0]))
+            ax.tick_params(labelsize=7, length=2)
+        if marks is not None and marks[i] is not None:
+            row, col = marks[i]
+            ax.plot(col, row, "o", ms=10, mfc="none", mec="red", mew=1.6)
         if titles:
             ax.set_title(titles[i], fontsize=9)
         if not shared_scale:
@@ -215,4 +261,68 @@ def show_maps(
         fig.colorbar(
             image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, label=label
         )
+    return fig
+
+
+def loss_landscapes(results: dict, alphas, grid, variants=None):
+    """Loss landscapes an experiment measured (Li et al., 2018), a row per framework.
+
+    For each variant, the first seed's 2-D surface as filled contours of log10(loss) on
+    one colour scale for all panels (+ marks the trained weights); in the last column
+    the 1-D slices, mean over seeds and directions with the min-max band. results: a
+    stored experiment whose rows' "measures" hold "loss_surface" (seeds, G, G: rows
+    along the second direction) over `grid` and "loss_slices" (seeds, directions, A)
+    over `alphas`. Returns the figure.
+    """
+    frameworks = list(results["results"])
+    variants = list(variants or next(iter(results["results"].values())))
+    rows = {f: results["results"][f] for f in frameworks}
+    surfaces = {
+        (f, v): np.log10(np.asarray(rows[f][v]["measures"]["loss_surface"][0]))
+        for f in frameworks
+        for v in variants
+    }
+    levels = np.linspace(
+        min(s.min() for s in surfaces.values()),
+        max(s.max() for s in surfaces.values()),
+        16,
+    )
+    ncols = len(variants) + 1
+    fig, axes = plt.subplots(
+        len(frameworks),
+        ncols,
+        figsize=(2.2 * ncols + 1.4, 2.3 * len(frameworks) + 0.3),
+        squeeze=False,
+        layout="constrained",
+    )
+    last = len(frameworks) - 1
+    for r, framework in enumerate(frameworks):
+        name = FRAMEWORK_NAMES.get(framework, framework)
+        for c, variant in enumerate(variants):
+            ax, surface = axes[r, c], surfaces[(framework, variant)]
+            image = ax.contourf(grid, grid, surface, levels=levels, cmap="viridis")
+            ax.contour(grid, grid, surface, levels=levels, colors="k", linewidths=0.3)
+            ax.plot(0, 0, "w+", markersize=8)
+            ax.set(aspect="equal", xticks=[-1, 0, 1], yticks=[-1, 0, 1])
+            ax.set_title(f"{name}: {variant}", fontsize=9)
+            ax.set_xlabel("a (direction 1)" if r == last else "", fontsize=8)
+            ax.set_ylabel("b (direction 2)" if c == 0 else "", fontsize=8)
+            ax.tick_params(labelsize=7)
+        ax = axes[r, -1]
+        for c, variant in enumerate(variants):
+            slices = np.asarray(rows[framework][variant]["measures"]["loss_slices"])
+            slices = slices.reshape(-1, len(alphas))
+            ax.semilogy(alphas, slices.mean(0), color=f"C{c}", label=variant)
+            ax.fill_between(
+                alphas, slices.min(0), slices.max(0), color=f"C{c}", alpha=0.2
+            )
+        ax.set_title(f"{name}: 1-D slices", fontsize=9)
+        ax.set_xlabel("a" if r == last else "", fontsize=8)
+        ax.set_ylabel("training loss", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    powers = np.arange(np.ceil(levels[0]), np.floor(levels[-1]) + 1)
+    bar = fig.colorbar(image, ax=axes[:, :-1].ravel().tolist(), label="training loss")
+    bar.set_ticks(powers, labels=[f"{10**p:g}" for p in powers])
     return fig

@@ -11,6 +11,8 @@ module's children by name and fills the Keras attribute of the same name:
 | `nn.Linear` (O, I)           | `Dense` (I, O)            | transpose                 |
 | `nn.BatchNorm2d/1d`          | `BatchNormalization`      | gamma, beta, running mean |
 |                              |                           | and var; eps must match   |
+| `nn.LayerNorm` (last axis)   | `LayerNormalization`      | gamma, beta; eps must     |
+|                              |                           | match                     |
 | `nn.ModuleList`/`Sequential` | list / `keras.Sequential` | element by element        |
 | own `nn.Parameter` `name`    | Keras variable `name`     | same number of elements,  |
 |                              |                           | reshaped                  |
@@ -45,6 +47,22 @@ def _keras_children(layer):
     if isinstance(layer, keras.Sequential):
         return list(layer.layers)
     return list(layer)
+
+
+def _check_norm(module: nn.Module, layer, keras_class, path: str) -> None:
+    """A torch norm layer ports into `keras_class` with the same epsilon."""
+    kind = type(module).__name__.removesuffix("1d").removesuffix("2d")
+    if not isinstance(layer, keras_class):
+        raise ValueError(
+            f"port: {path}: torch {kind} needs Keras {keras_class.__name__}, "
+            f"found {type(layer).__name__}."
+        )
+    if not np.isclose(module.eps, layer.epsilon):
+        raise ValueError(
+            f"port: {path}: {kind} eps is {module.eps} in torch but "
+            f"{layer.epsilon} in Keras; "
+            "build the Keras layer with epsilon=1e-5 (Keras defaults to 1e-3)."
+        )
 
 
 def _port_leaf(module: nn.Module, layer, path: str) -> None:
@@ -92,22 +110,18 @@ def _port_leaf(module: nn.Module, layer, path: str) -> None:
         if module.bias is not None:
             _assign(layer.bias, _np(module.bias), path + ".bias")
     elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        if not isinstance(layer, keras.layers.BatchNormalization):
-            raise ValueError(
-                f"port: {path}: torch BatchNorm needs Keras BatchNormalization, "
-                f"found {type(layer).__name__}."
-            )
-        if not np.isclose(module.eps, layer.epsilon):
-            raise ValueError(
-                f"port: {path}: BatchNorm eps is {module.eps} in torch but "
-                f"{layer.epsilon} in Keras; "
-                "build the Keras layer with epsilon=1e-5 (Keras defaults to 1e-3)."
-            )
+        _check_norm(module, layer, keras.layers.BatchNormalization, path)
         if module.affine:
             _assign(layer.gamma, _np(module.weight), path + ".weight")
             _assign(layer.beta, _np(module.bias), path + ".bias")
         _assign(layer.moving_mean, _np(module.running_mean), path + ".running_mean")
         _assign(layer.moving_variance, _np(module.running_var), path + ".running_var")
+    elif isinstance(module, nn.LayerNorm):
+        _check_norm(module, layer, keras.layers.LayerNormalization, path)
+        if module.elementwise_affine:
+            _assign(layer.gamma, _np(module.weight), path + ".weight")
+            if module.bias is not None:
+                _assign(layer.beta, _np(module.bias), path + ".bias")
     else:
         raise ValueError(
             f"port: {path}: no rule to port a {type(module).__name__} with weights."
@@ -129,7 +143,14 @@ def port_weights(module: nn.Module, layer, _path: str | None = None):
     path = _path or type(module).__name__
     if not _has_state(module):
         return layer
-    leaves = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
+    leaves = (
+        nn.Conv2d,
+        nn.ConvTranspose2d,
+        nn.Linear,
+        nn.BatchNorm1d,
+        nn.BatchNorm2d,
+        nn.LayerNorm,
+    )
     if isinstance(module, leaves):
         _port_leaf(module, layer, path)
         return layer

@@ -1,4 +1,5 @@
-"""The Colab edition (colab/, by tools/colab.py): in sync, readable, answers folded."""
+"""The Colab editions (colab/ and colab/student/, by tools/colab.py): in sync,
+readable, answers folded in the book's and absent from the student's."""
 
 import json
 import re
@@ -10,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+import book  # noqa: E402
+
 import colab  # noqa: E402
 
 FORM = re.compile(r'^# @title Solution to Exercise \d+ \{ display-mode: "form" \}\n')
@@ -33,21 +36,22 @@ def markdown(nb):
     return [c.source for c in nb.cells if c.cell_type == "markdown"]
 
 
-def gated(nb):
-    """The cells inside a chapter's gated solutions (solution-start ... -end)."""
+def solutions(nb):
+    """A chapter's solution cells: nbgrader's (answer code, written answers), or those
+    inside a gated solution (solution-start ... -end, the form before the markup)."""
     inside, found = False, []
     for cell in nb.cells:
         if cell.cell_type == "markdown" and colab.GATE_START.search(cell.source):
             inside = True
         elif cell.cell_type == "markdown" and colab.GATE_END.search(cell.source):
             inside = False
-        elif inside:
+        elif inside or book.role(cell) in ("answer", "written"):
             found.append(cell)
     return found
 
 
 @pytest.fixture(scope="module")
-def book():
+def editions():
     """{docname: (chapter, Colab edition)} for every chapter, as committed."""
     return {
         d: (
@@ -74,8 +78,8 @@ def test_the_chapters_convert_without_warnings():
 
 
 @pytest.mark.parametrize("docname", CHAPTERS)
-def test_no_raw_myst_in_the_edition(book, docname):
-    _, edition = book[docname]
+def test_no_raw_myst_in_the_edition(editions, docname):
+    _, edition = editions[docname]
     for i, text in enumerate(markdown(edition)):
         for what, pattern in RAW_MYST.items():
             assert not pattern.search(outside_code(text)), (
@@ -84,8 +88,8 @@ def test_no_raw_myst_in_the_edition(book, docname):
 
 
 @pytest.mark.parametrize("docname", CHAPTERS)
-def test_code_cells_outputs_and_metadata_are_kept(book, docname):
-    chapter, edition = book[docname]
+def test_code_cells_outputs_and_metadata_are_kept(editions, docname):
+    chapter, edition = editions[docname]
     assert edition.cells[0].id == chapter.cells[0].id, (
         "the chapter's first cell stays first"
     )
@@ -102,17 +106,17 @@ def test_code_cells_outputs_and_metadata_are_kept(book, docname):
 
 
 @pytest.mark.parametrize("docname", CHAPTERS)
-def test_every_solution_is_folded(book, docname):
-    chapter, edition = book[docname]
+def test_every_solution_is_folded(editions, docname):
+    chapter, edition = editions[docname]
     cells = {c.id: c for c in edition.cells}
-    inside = gated(chapter)
+    inside = solutions(chapter)
     assert inside or any(":::{solution}" in t for t in markdown(chapter))
     for cell in inside:
         if cell.cell_type == "code":
             assert FORM.match(cells[cell.id].source), (
                 "a gated solution's code cell is folded (Colab form)"
             )
-        elif cell.cell_type == "markdown":
+        elif cell.cell_type == "markdown" and cell.id in cells:
             text = cells[cell.id].source
             assert text.startswith(
                 "<details>\n<summary>Solution to Exercise"
@@ -130,10 +134,10 @@ def test_every_solution_is_folded(book, docname):
     assert not any(FORM.match(s) for s in visible), "only solutions are folded"
 
 
-def test_exercises_are_kept_and_numbered_through_the_book_in_toc_order(book):
+def test_exercises_are_kept_and_numbered_through_the_book_in_toc_order(editions):
     numbers = []
     for docname in CHAPTERS:
-        chapter, edition = book[docname]
+        chapter, edition = editions[docname]
         count = sum(
             len(re.findall(r"^ {0,3}:{3,}\{exercise(-start)?\}", t, re.M))
             for t in markdown(chapter)
@@ -152,8 +156,8 @@ def test_exercises_are_kept_and_numbered_through_the_book_in_toc_order(book):
 
 
 @pytest.mark.parametrize("docname", CHAPTERS)
-def test_citations_read_author_year_with_a_reference_list(book, bib, docname):
-    chapter, edition = book[docname]
+def test_citations_read_author_year_with_a_reference_list(editions, bib, docname):
+    chapter, edition = editions[docname]
     cited = [
         k.strip()
         for t in markdown(chapter)
@@ -182,6 +186,60 @@ def test_every_edition_is_a_valid_notebook():
         nbformat.validate(
             nbformat.read(ROOT / "colab" / f"{docname}.ipynb", as_version=4)
         )
+
+
+# -- the student edition (colab/student/) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def students():
+    """{docname: (nbgrader source, full edition, student edition)}, as committed."""
+    sources = colab.nbgrader_sources()
+    return {
+        d: (
+            sources[d],
+            nbformat.read(ROOT / "colab" / f"{d}.ipynb", as_version=4),
+            nbformat.read(ROOT / "colab" / "student" / f"{d}.ipynb", as_version=4),
+        )
+        for d in CHAPTERS
+    }
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_the_student_edition_holds_no_solution(students, docname):
+    from test_grading import assert_no_solution
+
+    source, _, student = students[docname]
+    assert_no_solution(student, source, docname)
+    assert not any(FORM.match(c.source) for c in student.cells), "nothing to fold"
+    text = "\n".join(markdown(student))
+    assert "Solution to Exercise" not in text and "<details>" not in text
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_the_student_edition_keeps_the_lesson_and_its_outputs(students, docname):
+    _, full, student = students[docname]
+    lesson = {c.id: c for c in full.cells if book.role(c) is None}
+    kept = {c.id: c for c in student.cells if book.role(c) is None}
+    assert lesson.keys() == kept.keys()
+    *body, references = lesson  # written answers' citations are not listed
+    for key in body:
+        assert kept[key] == lesson[key], "the lesson and its outputs, as in the book"
+    listed = set(kept[references].source.split("\n- "))
+    assert listed <= set(lesson[references].source.split("\n- "))
+    exercises = [c.source for c in student.cells if book.role(c) == "statement"]
+    assert exercises == [c.source for c in full.cells if book.role(c) == "statement"]
+    for cell in student.cells:
+        if book.role(cell) in ("answer", "check"):
+            assert cell.outputs == [] and cell.execution_count is None
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_the_student_edition_links_to_student_editions(students, docname):
+    _, _, student = students[docname]
+    text = "\n".join(markdown(student))
+    assert "/colab/chapters/" not in text, "a link into the edition with solutions"
+    nbformat.validate(student)
 
 
 # -- the converter, on a small notebook that uses every construct ----------------------
@@ -355,6 +413,8 @@ def test_check_lists_missing_outdated_and_orphaned_files(tmp_path):
     assert colab.stale(tmp_path) == [
         "missing  colab/chapters/a.ipynb",
         "missing  colab/chapters/b.ipynb",
+        "missing  colab/student/chapters/a.ipynb",
+        "missing  colab/student/chapters/b.ipynb",
     ]
     colab.write(tmp_path)
     assert colab.stale(tmp_path) == []
@@ -364,6 +424,7 @@ def test_check_lists_missing_outdated_and_orphaned_files(tmp_path):
     nbformat.write(nb, tmp_path / "chapters" / "b.ipynb")
     assert colab.stale(tmp_path) == [
         "outdated colab/chapters/b.ipynb",
+        "outdated colab/student/chapters/b.ipynb",
         "orphaned colab/chapters/old.ipynb",
     ]
     colab.write(tmp_path)
@@ -371,3 +432,45 @@ def test_check_lists_missing_outdated_and_orphaned_files(tmp_path):
         colab.stale(tmp_path) == []
         and not (tmp_path / "colab" / "chapters" / "old.ipynb").exists()
     )
+
+
+def test_converter_folds_nbgrader_solutions_and_the_student_edition_clears_them(
+    tmp_path,
+):
+    (tmp_path / "refs.bib").write_text(BIB)
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    legacy = nbformat.v4.new_notebook(
+        cells=[
+            md("# T"),
+            md(lines(":::{exercise} Tie", ":label: ex-t", "Write f.", ":::")),
+            code("def f(x):\n    raise NotImplementedError  # yours\n\n\ncheck_f(f)"),
+            md(lines(":::{solution-start} ex-t", ":class: dropdown", ":::")),
+            code("def f(x):\n    return x + 1\n\n\ncheck_f(f)"),
+            md("Because {cite}`solo2019`."),
+            md(lines(":::{solution-end}", ":::")),
+        ]
+    )
+    marked = book.nbgrader_markup(legacy)
+    assert [book.role(c) for c in marked.cells] == [
+        None, "statement", "answer", "check", "written"
+    ]
+    region = ["    ### BEGIN SOLUTION", "    return x + 1", "    ### END SOLUTION"]
+    assert marked.cells[2].source == lines("def f(x):", *region)
+    bib = colab.Bibliography(tmp_path / "refs.bib")
+    full = colab.convert_book({"chapters/t": marked}, bib)[0]["chapters/t"]
+    form = '# @title Solution to Exercise 1 { display-mode: "form" }'
+    assert full.cells[2].source.startswith(form + "\ndef f(x):")
+    assert full.cells[3].source == "check_f(f)", "the check stays visible"
+    assert full.cells[4].source.startswith("<details>\n<summary>Solution to Exercise 1")
+    assert "Dollár, 2019" in full.cells[-1].source
+    source = colab.convert_book({"chapters/t": marked}, bib, fold=False)[0]
+    source = source["chapters/t"]
+    assert source.cells[2].source == marked.cells[2].source, "nbgrader's source"
+    answer = "**Solution to Exercise 1.**\n\nBecause (Dollár, 2019)."
+    assert source.cells[4].source == answer
+    assert "## References" not in source.cells[-1].source, "only the answer cites"
+    student = book.student_edition(source)
+    assert student.cells[2].source == lines(
+        "def f(x):", "    # YOUR CODE HERE", "    raise NotImplementedError()"
+    )
+    assert student.cells[4].source == "YOUR ANSWER HERE"

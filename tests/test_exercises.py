@@ -127,3 +127,30 @@ def test_messages_fit_the_books_width(capsys):
     exercises.check_to_channels_last(untouched)
     for line in capsys.readouterr().out.splitlines():
         assert len(line) <= 88, line
+
+
+def _untouched(*args):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_an_untouched_exercise_shows_no_error_to_a_reader(name, capsys, monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("FUSION_LIB_GRADING", raising=False)
+    assert CHECKS[name](_untouched) is None
+    assert capsys.readouterr().out.startswith("Not attempted yet")
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+@pytest.mark.parametrize(
+    "variable, value",
+    [("NBGRADER_EXECUTION", "autograde"), ("NBGRADER_EXECUTION", "validate"),
+     ("FUSION_LIB_GRADING", "1")],
+)
+def test_an_untouched_exercise_fails_under_a_grader(name, variable, value, monkeypatch):
+    """nbgrader sets NBGRADER_EXECUTION in the kernel it autogrades with: an untouched
+    answer must make the check cell fail (zero points), not print and pass."""
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(WrongAnswer, match=r"Not attempted: (.|\n)* scores\szero"):
+        CHECKS[name](_untouched)

@@ -51,7 +51,55 @@ def _public_classes(module):
     }
 
 
-def test_halves_are_mirrored():
+def _public_functions(module):
+    return {
+        n: f
+        for n, f in vars(module).items()
+        if inspect.isfunction(f)
+        and f.__module__ == module.__name__
+        and not n.startswith("_")
+    }
+
+
+def _params(fn, drop=("self",)):
+    """(name, default) of every named parameter, *args / **kwargs left out."""
+    return [
+        (p.name, p.default)
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in drop
+    ]
+
+
+def _own_methods(cls):
+    """Public methods a class defines, itself or through a fusion_lib base class,
+    with the framework's entry points renamed to one vocabulary: torch's forward and
+    Keras' call are "compute" (a Keras layer's own __call__ when it has one: that is
+    what its users call, and Keras reserves `mask` in call), extra_repr and
+    get_config are "describe".
+    """
+    rename = {"forward": "compute", "call": "compute"}
+    rename.update(extra_repr="describe", get_config="describe")
+    methods = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("fusion_lib"):
+            for name, value in vars(klass).items():
+                public = not name.startswith("_") or name in rename
+                if public and callable(value):
+                    methods[rename.get(name, name)] = value
+            if "__call__" in vars(klass) and klass.__name__ != "FusionLayer":
+                methods["compute"] = vars(klass)["__call__"]
+    return methods
+
+
+# The functions that convert to or from one framework's own built-ins exist in that
+# half only.
+ONE_HALF_ONLY = {
+    "torch": {"multihead_to_torch", "multihead_from_torch", "torch_mask_kwargs"},
+    "tf": {"multihead_to_keras", "keras_mask"},
+}
+
+
+def _mirrored_modules():
     import importlib
 
     torch_files = sorted(
@@ -66,28 +114,141 @@ def test_halves_are_mirrored():
     )
     assert torch_files == tf_files
     for name in torch_files:
-        t = importlib.import_module(f"fusion_lib.torch.{name[:-3]}")
-        k = importlib.import_module(f"fusion_lib.tf.{name[:-3]}")
-        assert set(_public_classes(t)) == set(_public_classes(k)), name
+        yield (
+            name,
+            importlib.import_module(f"fusion_lib.torch.{name[:-3]}"),
+            importlib.import_module(f"fusion_lib.tf.{name[:-3]}"),
+        )
+
+
+# Differences between the halves that are meant; each entry names one, so any other
+# drift still fails. torch's SkipStack.stem is a submodule (nn.Sequential), Keras' a
+# method: both are called stem(x). measure_flops uses torch.utils.flop_counter, which
+# has no Keras counterpart (the chapters count Keras FLOPs with fusion_lib.costs).
+KNOWN_DRIFT = {
+    "models.SkipStack: methods {'stem'}",
+    "training: functions {'measure_flops'}",
+}
+
+
+def _drift():
+    """Every difference between the halves, one line each."""
+    found = []
+    for name, t, k in _mirrored_modules():
+        module = name[:-3]
+        if set(_public_classes(t)) != set(_public_classes(k)):
+            found.append(f"{module}: classes")
         for cls_name, t_cls in _public_classes(t).items():
-            k_cls = _public_classes(k)[cls_name]
-            t_sig = [
-                p
-                for p in inspect.signature(t_cls).parameters.values()
-                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-            ]
-            k_sig = [
-                p
-                for p in inspect.signature(k_cls).parameters.values()
-                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-            ]
-            assert [(p.name, p.default) for p in t_sig] == [
-                (p.name, p.default) for p in k_sig
-            ], cls_name
-            for doc in (t_cls.__doc__, k_cls.__doc__):
+            k_cls = _public_classes(k).get(cls_name)
+            if k_cls is None:
+                continue
+            if _params(t_cls) != _params(k_cls):
+                found.append(f"{module}.{cls_name}: constructor")
+            t_methods, k_methods = _own_methods(t_cls), _own_methods(k_cls)
+            if set(t_methods) != set(k_methods):
+                odd = sorted(set(t_methods) ^ set(k_methods))
+                found.append(f"{module}.{cls_name}: methods {set(odd)}")
+            for method in set(t_methods) & set(k_methods):
+                drop = ("self", "training")
+                t_p, k_p = (
+                    _params(t_methods[method], drop),
+                    _params(k_methods[method], drop),
+                )
+                if t_p != k_p:
+                    found.append(f"{module}.{cls_name}.{method}: parameters")
+        t_fns, k_fns = _public_functions(t), _public_functions(k)
+        odd = (set(t_fns) - ONE_HALF_ONLY["torch"]) ^ (set(k_fns) - ONE_HALF_ONLY["tf"])
+        if odd:
+            found.append(f"{module}: functions {set(sorted(odd))}")
+        for fn in set(t_fns) & set(k_fns):
+            if _params(t_fns[fn]) != _params(k_fns[fn]):
+                found.append(f"{module}.{fn}: parameters")
+    return found
+
+
+def test_halves_are_mirrored():
+    """Same classes with the same constructor arguments, the same public methods with
+    the same parameters (Keras may add `training`), the same public functions, and
+    every class says where the book teaches it.
+    """
+    drift = set(_drift())
+    assert drift <= KNOWN_DRIFT, sorted(drift - KNOWN_DRIFT)
+    for _, t, k in _mirrored_modules():
+        for cls_name, t_cls in _public_classes(t).items():
+            for doc in (t_cls.__doc__, _public_classes(k)[cls_name].__doc__):
                 assert doc and "Taught in the chapter" in doc, (
                     f"{cls_name} must say where the book teaches it"
                 )
+
+
+def test_the_mirror_test_sees_drift(monkeypatch):
+    """A method added to one half only, or a renamed parameter, is caught."""
+    import fusion_lib.tf.gating as KG
+
+    monkeypatch.setattr(KG.GatedFusion, "extra", lambda self: None, raising=False)
+    monkeypatch.setattr(KG.SqueezeExcitation, "gates", lambda self, y: y)
+    drift = set(_drift()) - KNOWN_DRIFT
+    assert drift == {
+        "gating.GatedFusion: methods {'extra'}",
+        "gating.SqueezeExcitation.gates: parameters",
+    }
+
+
+# One way to build every public class; both halves get the same arguments.
+SAMPLES = {
+    "AddFusion": ([3, 5], 8),
+    "AggregationNode": ([4, 3], 4, True),
+    "BAM": (32, 8, 2, "product"),
+    "CBAM": (32, 8, 5),
+    "ChannelAttention": (32, 8),
+    "ConcatFusion": (),
+    "ConcatReduce": ([3, 5], 4, "linear", False, False, True),
+    "CrossAttention": (8, 6, 2),
+    "DenseBlock": (2, 8, 4, 2),
+    "DenseLayer": (8, 4, 2),
+    "FeaturePyramid": ([3, 5], 6, True),
+    "FiLM": (4, 6),
+    "FlattenHead": (3, 4, 5, 2),
+    "GAPHead": (3, 2),
+    "GatedFusion": (3, 5),
+    "GatedMultimodalUnit": ((5, 7), 4),
+    "GlobalPool": ("max", True),
+    "LowRankBilinear": ((5, 7), 4, 3),
+    "MultiHeadSelfAttention": (8, 2),
+    "NonLocalBlock": (8, 2, False),
+    "ProductFusion": (),
+    "ResidualBlock": (4, 8, 2),
+    "SpatialAttention": (5,),
+    "SqueezeExcitation": (32, 8),
+    "Transition": (8, 4),
+    "UNetSkipMerge": ("pad",),
+    "UNetUp": (8, 6, 4, "add", False),
+    "TransformerEncoderBlock": (8, 2, 3),
+    "TransformerFusion": ([3, 5], 8, 2, [(4, 4), (2, 2)], 3, 2),
+}
+
+
+def test_torch_repr_and_keras_config_name_every_constructor_argument():
+    """torch's extra_repr() lists the constructor arguments, in order, with the values
+    the Keras twin's get_config() holds, so the two cannot describe different layers.
+    Operators only: models.py and training.py hold the experiments' networks.
+    """
+    pytest.importorskip("torch")
+    pytest.importorskip("keras")
+    for name, t, k in _mirrored_modules():
+        if name in ("models.py", "training.py"):
+            continue
+        for cls_name, t_cls in _public_classes(t).items():
+            assert cls_name in SAMPLES, f"add constructor arguments for {cls_name}"
+            args = SAMPLES[cls_name]
+            t_obj, k_obj = t_cls(*args), _public_classes(k)[cls_name](*args)
+            config = k_obj.get_config()
+            names = [p for p, _ in _params(t_cls)]
+            assert set(names) <= set(config), f"{cls_name}.get_config() lacks some"
+            want = ", ".join(f"{p}={config[p]!r}" for p in names)
+            assert t_obj.extra_repr() == want, cls_name
+            clone = type(k_obj).from_config(config)
+            assert clone.get_config() == config, cls_name
 
 
 @pytest.mark.parametrize(

@@ -149,19 +149,57 @@ def test_both_frameworks_appear(nb):
     assert {"pytorch", "tensorflow"} <= all_tags
 
 
+def _notebook(nb):
+    import nbformat
+
+    return nbformat.reads(json.dumps(nb), as_version=4)
+
+
 def test_exercises_solutions_and_a_check(nb):
-    markdown = "\n".join(
-        "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"
-    )
-    exercises = re.findall(r":::\{exercise\}.*\n:label: (\S+)", markdown)
-    assert len(exercises) >= 3, "each chapter has at least 3 exercises"
-    solved = set(re.findall(r":::\{solution(?:-start)?\} (\S+)", markdown))
-    assert set(exercises) <= solved, (
-        f"exercises without a solution: {set(exercises) - solved}"
-    )
+    found = book.exercises_of(_notebook(nb))
+    assert len(found) >= 3, "each chapter has at least 3 exercises"
+    unsolved = [e["label"] for e in found if not e["roles"]]
+    assert not unsolved, f"exercises without a solution: {unsolved}"
+    assert any(e["auto"] for e in found), "one auto-checked exercise"
     assert any(
         "fusion_lib.exercises import check_" in src(c) for c in code_cells(nb)
-    ), "one auto-checked exercise"
+    ), "checked by fusion_lib.exercises"
+
+
+def test_exercises_are_in_nbgrader_markup(nb):
+    """README, "Adding a chapter", step 4: the markup nbgrader and the student edition
+    read, as `python tools/book.py nbgrader-markup` writes it."""
+    import nbformat
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    notebook = _notebook(nb)
+    assert nbformat.writes(book.nbgrader_markup(notebook)) == nbformat.writes(
+        notebook
+    ), "run `python tools/book.py nbgrader-markup chapters/<this>.ipynb`, then make run"
+    MetadataValidator().validate_nb(notebook)
+    for cell in notebook.cells:
+        if book.BEGIN in cell.source or book.END in cell.source:
+            assert book.role(cell) == "answer", "solution regions only in answer cells"
+            assert cell.source.count(book.BEGIN) == cell.source.count(book.END) == 1
+        if book.role(cell) == "check":
+            assert book.CHECK_CALL.search(cell.source), "a check cell calls a check"
+
+
+def test_the_student_edition_holds_no_solution_and_all_the_lesson(nb):
+    from test_grading import assert_no_solution
+
+    chapter = _notebook(nb)
+    marked = book.nbgrader_markup(chapter)
+    student = book.student_edition(chapter)
+    assert_no_solution(student, marked, "student edition")
+    assert len(student.cells) == len(marked.cells)
+    for mine, theirs in zip(student.cells, marked.cells):
+        if book.role(theirs) is None:  # the lesson: as it is, outputs included
+            assert mine == theirs
+        else:
+            assert mine.cell_type == theirs.cell_type
+    exercises = [c for c in student.cells if book.role(c) == "statement"]
+    assert len(exercises) == len(book.exercises_of(chapter)), "exercises kept"
 
 
 def test_citations_exist_in_references_bib(nb):
@@ -179,18 +217,6 @@ def test_no_pinned_frameworks_in_notebooks(nb):
         assert not re.search(r"(torch|tensorflow|keras)==", src(cell)), (
             "never pin torch/TF in a notebook"
         )
-
-
-def test_student_copy_drops_every_solution_and_keeps_exercises(nb):
-    import nbformat
-
-    notebook = nbformat.reads(json.dumps(nb), as_version=4)
-    n_exercises = sum(":::{exercise}" in c.source for c in notebook.cells)
-    assert book.strip_solutions(notebook) > 0
-    text = "\n".join(c.source for c in notebook.cells)
-    assert ":::{solution" not in text
-    assert sum(":::{exercise}" in c.source for c in notebook.cells) == n_exercises
-    assert "raise NotImplementedError" in text, "the reader's exercise cells stay"
 
 
 def test_introduction_map_links_every_chapter_in_the_toc():

@@ -33,23 +33,13 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from fusion_lib.bench._measure import in_subprocess, median_ms, peak_bytes, write
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMS = ("concat", "split")
 PASSES = ("inference", "training")
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def _measure(config: dict) -> dict:
@@ -91,48 +81,17 @@ def _measure(config: dict) -> dict:
     one_pass()
     one_pass()
     sync()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        one_pass()
-        sync()
-        peak = torch.cuda.max_memory_allocated() - before
-    else:
-        before = _status_kib("VmRSS")
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")  # reset VmHWM to the current resident size
-        one_pass()
-        peak = (_status_kib("VmHWM") - before) * 1024
-    times = []
-    for _ in range(config["repeats"]):
-        sync()
-        start = time.perf_counter()
-        one_pass()
-        sync()
-        times.append(time.perf_counter() - start)
+    memory = "cuda" if device == "cuda" else "rss"
+    peak = peak_bytes(one_pass, sync, memory)
     return {
         **config,
         "peak_mib": peak / 2**20,
-        "median_ms": 1e3 * statistics.median(times),
+        "median_ms": median_ms(one_pass, sync, config["repeats"]),
     }
 
 
 def _measure_in_subprocess(config: dict) -> dict:
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fusion_lib.bench.concat_reduce",
-            "--worker",
-            json.dumps(config),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return in_subprocess("fusion_lib.bench.concat_reduce", config)
 
 
 def run_benchmark(
@@ -331,9 +290,7 @@ def main(argv=None) -> None:
         args.repeats,
         passes,
     )
-    out = args.out or RESULTS / f"concat_reduce_{args.device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    out = write(results, args.out or RESULTS / f"concat_reduce_{args.device}.json")
     print(format_table(results))
     print(f"written to {out}")
 

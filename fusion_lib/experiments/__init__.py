@@ -17,6 +17,7 @@ Taught in the chapter on addition; used by every chapter with an experiment.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import importlib
 import json
@@ -36,10 +37,18 @@ class Experiment:
     """One comparison: variants of one model, equal budgets, several seeds, both
     frameworks.
 
-    data(seed) returns (X_train, y_train, tests), X in NCHW float32, y int labels, and
+    data(seed) returns (X_train, y_train, tests), X in NCHW float32 (or, for a model of
+    several inputs, a tuple of arrays such as (images NCHW, token ids); only 4-D arrays
+    change layout for Keras), y int labels, and
     tests a dict {name: (X, y)} of test sets (the first is the main one); the seed fixes
     the
     split. fit holds train_classifier's arguments (epochs, batch_size, lr).
+    metric(logits, y) -> float scores a trained model on each test set from its logits,
+    the classes on the last axis in both frameworks (None: classification accuracy);
+    its name keys the scores (`score`). measure(framework, model, train, tests) ->
+    {name: JSON value} makes extra measurements of each trained model, train = (X, y)
+    and tests in the framework's layout. keep_network stores the first seed's trained
+    weights, for `network`.
     """
 
     name: str
@@ -50,16 +59,32 @@ class Experiment:
     data: Callable
     fit: dict
     seeds: tuple[int, ...] = (0, 1, 2)
+    metric: Callable | None = None
+    measure: Callable | None = None
+    keep_network: bool = False
+
+    @property
+    def score(self) -> str:
+        """The name of the score: "accuracy", or the metric's function name."""
+        return "accuracy" if self.metric is None else self.metric.__name__
 
     def config(self) -> dict:
         """What the stored results depend on (compared when they are loaded)."""
-        return {
+        config = {
             "model": self.model,
             "variants": self.variants,
             "data": f"{self.data.__module__}.{self.data.__qualname__}",
             "fit": self.fit,
             "seeds": list(self.seeds),
         }
+        # Only the hooks that are set: results stored before hooks existed stay valid.
+        for hook in ("metric", "measure"):
+            fn = getattr(self, hook)
+            if fn is not None:
+                config[hook] = f"{fn.__module__}.{fn.__qualname__}"
+        if self.keep_network:
+            config["keep_network"] = True
+        return config
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -95,8 +120,18 @@ def _half(framework: str):
         import fusion_lib.tf.models as models
         import fusion_lib.tf.training as training
 
-        return models, training, lambda X: np.ascontiguousarray(X.transpose(0, 2, 3, 1))
+        return models, training, _nhwc
     raise ValueError(f"framework must be one of {FRAMEWORKS}; got {framework!r}.")
+
+
+def _nhwc(X):
+    """Keras' layout of a model's input: 4-D image arrays NCHW -> NHWC, other arrays
+    (token ids, vectors) as they are; a tuple of inputs, such as (images, questions)
+    for a model of two modalities, element by element."""
+    if isinstance(X, (tuple, list)):
+        return tuple(_nhwc(x) for x in X)
+    X = np.asarray(X)
+    return np.ascontiguousarray(X.transpose(0, 2, 3, 1)) if X.ndim == 4 else X
 
 
 def run(
@@ -105,6 +140,7 @@ def run(
     seeds=None,
     variants=None,
     progress: bool = False,
+    measures: bool = True,
     **fit,
 ) -> dict:
     """Train every variant for every seed in each framework; return the results as a
@@ -113,8 +149,10 @@ def run(
     seeds, variants and fit arguments (epochs, batch_size, lr) default to the
     experiment's;
     pass smaller ones for a quick live run. results[framework][variant] holds "params"
-    (trainable scalars), "accuracy" {test set: [one value per seed]} and "loss"
-    [per-seed lists of per-epoch training loss].
+    (trainable scalars), the score (`Experiment.score`, "accuracy" unless the experiment
+    has a metric) {test set: [one value per seed]} and "loss" [per-seed lists of
+    per-epoch training loss]; with the experiment's measure (unless measures=False),
+    "measures" {name: [one value per seed]}; with keep_network, "network" (`network`).
     """
     from fusion_lib.env import seed_everything
 
@@ -129,6 +167,7 @@ def run(
     fit_args = {**exp.fit, **fit}
     out = {
         "name": name,
+        "metric": exp.score,
         "config": {**exp.config(), "fit": fit_args, "seeds": list(seeds)},
         "results": {},
     }
@@ -138,9 +177,7 @@ def run(
         models, training, layout = _half(framework)
         table = out["results"].setdefault(framework, {})
         for variant in chosen:
-            row = table.setdefault(
-                variant, {"params": None, "accuracy": {}, "loss": []}
-            )
+            row = table.setdefault(variant, {"params": None, exp.score: {}, "loss": []})
             for seed in seeds:
                 X_tr, y_tr, tests = data[seed]
                 seed_everything(seed)
@@ -151,16 +188,95 @@ def run(
                 row["params"] = training.count_params(model)
                 row["loss"].append([round(v, 5) for v in loss])
                 for test, (X, y) in tests.items():
-                    acc = training.accuracy(model, layout(X), y)
-                    row["accuracy"].setdefault(test, []).append(round(acc, 5))
+                    value = _score(exp, framework, training, model, layout(X), y)
+                    row[exp.score].setdefault(test, []).append(round(value, 5))
+                if measures and exp.measure is not None:
+                    found = exp.measure(
+                        framework,
+                        model,
+                        (layout(X_tr), y_tr),
+                        {test: (layout(X), y) for test, (X, y) in tests.items()},
+                    )
+                    for key, value in found.items():
+                        row.setdefault("measures", {}).setdefault(key, []).append(value)
+                if exp.keep_network and seed == seeds[0]:
+                    row["network"] = network_state(framework, model)
                 if progress:
                     print(
                         f"{name} {framework} {variant} seed {seed}: "
-                        f"{row['accuracy'][next(iter(tests))][-1]:.3f}",
+                        f"{row[exp.score][next(iter(tests))][-1]:.3f}",
                         flush=True,
                     )
     out["seconds"] = round(time.perf_counter() - start, 1)
     return out
+
+
+def _score(exp: Experiment, framework: str, training, model, X, y) -> float:
+    if exp.metric is None:
+        return training.accuracy(model, X, y)
+    return float(exp.metric(predict(framework, model, X), y))
+
+
+def predict(framework: str, model, X: np.ndarray) -> np.ndarray:
+    """A model's outputs in inference mode, as NumPy with the classes on the last axis
+    in both frameworks; X in the framework's layout."""
+    if framework == "torch":
+        import torch
+
+        model.eval()
+        inputs = (
+            tuple(torch.as_tensor(x) for x in X)
+            if isinstance(X, (tuple, list))
+            else torch.as_tensor(X)
+        )
+        with torch.no_grad():
+            return np.moveaxis(model(inputs).numpy(), 1, -1)
+    return np.asarray(model.predict(X, batch_size=256, verbose=0))
+
+
+def network_state(framework: str, model) -> list[dict]:
+    """Every weight and BatchNorm statistic of a model, exactly, as JSON (base64)."""
+    if framework == "torch":
+        arrays = [t.detach().numpy() for t in model.state_dict().values()]
+    else:
+        arrays = model.get_weights()
+    return [
+        {
+            "dtype": str(a.dtype),
+            "shape": list(a.shape),
+            "data": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode(),
+        }
+        for a in arrays
+    ]
+
+
+def network(name: str, framework: str, variant: str):
+    """The stored first seed's trained `variant` of experiment `name`, rebuilt in
+    `framework` (the experiment needs keep_network=True), in inference mode."""
+    exp, stored = get(name), load(name)
+    row = stored["results"][framework][variant]
+    if "network" not in row:
+        raise ValueError(f"{name} stores no network: define it with keep_network=True.")
+    arrays = [
+        np.frombuffer(base64.b64decode(a["data"]), a["dtype"]).reshape(a["shape"])
+        for a in row["network"]
+    ]
+    models, _, _ = _half(framework)
+    model = getattr(models, exp.model)(**exp.variants[variant])
+    if framework == "torch":
+        import torch
+
+        keys = model.state_dict()
+        model.load_state_dict({k: torch.tensor(a) for k, a in zip(keys, arrays)})
+        model.eval()
+    else:
+        model.set_weights(arrays)
+    return model
+
+
+def score_name(results: dict) -> str:
+    """The score a results dict holds ("accuracy" in results stored before metrics)."""
+    return results.get("metric", "accuracy")
 
 
 def load(name: str) -> dict:
@@ -193,14 +309,20 @@ def save(results: dict) -> Path:
 
 
 def summary(results: dict, test: str | None = None) -> str:
-    """A table, a line per framework and variant: accuracy mean ± std over the seeds."""
-    lines = []
+    """A table, a line per framework and variant: score mean ± std over the seeds (the
+    population std, ddof=0); a single seed's score alone, with no spread."""
+    lines, score = [], score_name(results)
     for framework, table in results["results"].items():
         for variant, row in table.items():
-            name = test or next(iter(row["accuracy"]))
-            accs = np.array(row["accuracy"][name])
+            name = test or next(iter(row[score]))
+            accs = np.array(row[score][name])
+            spread = (
+                f"{accs.mean():.3f} ± {accs.std():.3f} over {len(accs)} seeds"
+                if len(accs) > 1
+                else f"{accs.mean():.3f}, 1 seed"
+            )
             lines.append(
-                f"{framework:>5} {variant:>10}: {name} accuracy {accs.mean():.3f} ± "
-                f"{accs.std():.3f} over {len(accs)} seeds, {row['params']:,} parameters"
+                f"{framework:>5} {variant:>10}: {name} {score} {spread}, "
+                f"{row['params']:,} parameters"
             )
     return "\n".join(lines)

@@ -39,6 +39,7 @@ from fusion_lib.tf.skip import (
     Transition,
     UNetUp,
 )
+from fusion_lib.tf.transformer import TransformerEncoderBlock, TransformerFusion
 
 __all__ = [
     "AddFusion",
@@ -65,6 +66,8 @@ __all__ = [
     "ResidualBlock",
     "SpatialAttention",
     "SqueezeExcitation",
+    "TransformerEncoderBlock",
+    "TransformerFusion",
     "Transition",
     "UNetSkipMerge",
     "UNetUp",

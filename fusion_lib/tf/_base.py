@@ -1,8 +1,66 @@
-"""The one base class of the Keras half."""
+"""The one base class of the Keras half, and what the Keras half calls a tensor."""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
+
+from fusion_lib._checks import NHWC, Half
+
+
+def _is_tensor(x) -> bool:
+    """What Keras layers take: backend tensors, KerasTensors, Variables, NumPy
+    arrays.
+    """
+    return isinstance(
+        x, (np.ndarray, keras.KerasTensor, keras.Variable)
+    ) or keras.ops.is_tensor(x)
+
+
+_FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def _float_dtypes() -> frozenset:
+    """How the floating dtypes read on the tensors the fast checks meet: KerasTensor
+    dtype names, NumPy dtypes, and the TensorFlow backend's DTypes.
+    """
+    dtypes = set(_FLOATS) | {np.dtype(n) for n in _FLOATS if n != "bfloat16"}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        dtypes |= {tf.as_dtype(n) for n in _FLOATS}
+    return frozenset(dtypes)
+
+
+KERAS = Half(
+    name="Keras",
+    layout=NHWC,
+    is_tensor=_is_tensor,
+    dtype_name=lambda x: keras.backend.standardize_dtype(x.dtype),
+    float_dtypes=_float_dtypes(),
+    tensor_kind="a tensor (a Keras or backend tensor, or a NumPy array)",
+    list_fix="np.asarray(x, dtype='float32')",
+    float_fix="keras.ops.cast(x, 'float32')",
+    bool_fix="keras.ops.greater(mask, 0)",
+)
+
+
+def max_over(x, axis, keepdims: bool = False):
+    """keras.ops.max, except on an empty batch: run eagerly, keras.ops.max refuses any
+    empty tensor, but the max over non-empty axes of an empty batch is an empty result.
+    """
+    if x.shape[0] == 0:
+        return keras.ops.sum(x, axis=axis, keepdims=keepdims)
+    return keras.ops.max(x, axis=axis, keepdims=keepdims)
+
+
+def _empty_batch(xs) -> bool:
+    """A known batch size of 0 (symbolic and unknown batches are not empty)."""
+    for x in xs if isinstance(xs, (list, tuple)) else (xs,):
+        shape = getattr(x, "shape", None)
+        if shape is not None and len(shape) > 0 and shape[0] == 0:
+            return True
+    return False
 
 
 class FusionLayer(keras.layers.Layer):
@@ -25,4 +83,24 @@ class FusionLayer(keras.layers.Layer):
 
     def __call__(self, xs, *args, **kwargs):
         self.check_inputs(xs)
+        if _empty_batch(xs):
+            return self._empty_result(xs, *args, **kwargs)
         return super().__call__(xs, *args, **kwargs)
+
+    def _empty_result(self, *args, **kwargs):
+        """The result for an empty batch: TensorFlow's convolutions give a wrong shape
+        on a batch of 0, so the layer is traced with an unknown batch instead and the
+        traced output shapes are filled with no examples.
+        """
+
+        def symbolic(x):
+            if not _is_tensor(x):
+                return x
+            return keras.KerasTensor((None, *x.shape[1:]), dtype=KERAS.dtype_name(x))
+
+        args, kwargs = keras.tree.map_structure(symbolic, (args, kwargs))
+        kwargs.pop("training", None)
+        spec = self.compute_output_spec(*args, **kwargs)
+        return keras.tree.map_structure(
+            lambda t: keras.ops.zeros((0, *t.shape[1:]), dtype=t.dtype), spec
+        )

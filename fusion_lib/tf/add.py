@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import keras
 
-from fusion_lib._checks import (
-    NHWC,
-    as_tensor_list,
-    check_all_but_channels,
-    check_channels,
-    check_same_shapes,
+from fusion_lib._checks import check_maps_match, check_maps_same
+from fusion_lib.tf._base import KERAS, FusionLayer
+
+# How AddFusion projects branches of different widths, for its error messages.
+PROJECT = (
+    "project with a 1x1 conv first, e.g. AddFusion(in_channels={chans}, "
+    "out_channels={out})"
 )
-from fusion_lib.tf._base import FusionLayer
 
 
 class AddFusion(FusionLayer):
@@ -60,19 +60,17 @@ class AddFusion(FusionLayer):
             self.proj.append(p)
 
     def check_inputs(self, xs) -> None:
-        shapes = [tuple(x.shape) for x in as_tensor_list("AddFusion", xs)]
         if self.in_channels is None:
-            check_same_shapes("AddFusion", shapes, NHWC)
+            check_maps_same("AddFusion", xs, KERAS, PROJECT)
         else:
-            check_channels("AddFusion", shapes, self.in_channels, NHWC)
-            check_all_but_channels("AddFusion", shapes, NHWC)
+            check_maps_match("AddFusion", xs, KERAS, self.in_channels)
 
     def call(self, xs):
         if self.in_channels is not None:
             xs = [p(x) for p, x in zip(self.proj, xs)]
         out = xs[0]
-        for x in xs[1:]:
-            out = out + x
+        for i in range(1, len(xs)):
+            out = out + xs[i]
         return out
 
     def get_config(self):

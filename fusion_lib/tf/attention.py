@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import keras
 
-from fusion_lib._checks import NHWC, check_map, check_reduction
-from fusion_lib.tf._base import FusionLayer
+from fusion_lib._checks import check_input_map, check_reduction
+from fusion_lib.tf._base import KERAS, FusionLayer, max_over
 
 BAM_COMBINE = ("sum", "product")
 
@@ -26,10 +26,10 @@ def channel_pool(x):
     decides which input channel of the following 7x7 conv sees which map.
     Taught in the chapter on spatial and mixed attention.
     """
-    check_map("channel_pool", tuple(x.shape), NHWC)
+    check_input_map("channel_pool", x, KERAS)
     return keras.ops.concatenate(
         [
-            keras.ops.max(x, axis=-1, keepdims=True),
+            max_over(x, axis=-1, keepdims=True),
             keras.ops.mean(x, axis=-1, keepdims=True),
         ],
         axis=-1,
@@ -58,13 +58,13 @@ class ChannelAttention(FusionLayer):
         self.mlp.build((None, channels))
 
     def check_inputs(self, x) -> None:
-        check_map("ChannelAttention", tuple(x.shape), NHWC, self.channels)
+        check_input_map("ChannelAttention", x, KERAS, self.channels)
 
     def gates(self, x):
         """(N, H, W, C) -> (N, 1, 1, C), one weight in (0, 1) per channel."""
         self.check_inputs(x)
         logits = self.mlp(keras.ops.mean(x, axis=(1, 2))) + self.mlp(
-            keras.ops.max(x, axis=(1, 2))
+            max_over(x, axis=(1, 2))
         )
         return keras.ops.sigmoid(logits)[:, None, None, :]
 
@@ -96,18 +96,17 @@ class SpatialAttention(FusionLayer):
                 f"got {kernel_size}."
             )
         self.kernel_size = kernel_size
-        self.conv = keras.layers.Conv2D(
-            1, kernel_size, padding="same", use_bias=False
-        )
+        self.conv = keras.layers.Conv2D(1, kernel_size, padding="same", use_bias=False)
         self.conv.build((None, None, None, 2))
         self.bn = _batch_norm(momentum=0.99)
         self.bn.build((None, None, None, 1))
 
     def check_inputs(self, x) -> None:
-        check_map("SpatialAttention", tuple(x.shape), NHWC)
+        check_input_map("SpatialAttention", x, KERAS)
 
     def attention_map(self, x, training=None):
         """(N, H, W, C) -> (N, H, W, 1), one weight in (0, 1) per pixel."""
+        self.check_inputs(x)
         logits = self.bn(self.conv(channel_pool(x)), training=training)
         return keras.ops.sigmoid(logits)
 
@@ -139,7 +138,7 @@ class CBAM(FusionLayer):
         self.spatial = SpatialAttention(kernel_size)
 
     def check_inputs(self, x) -> None:
-        check_map("CBAM", tuple(x.shape), NHWC, self.channels)
+        check_input_map("CBAM", x, KERAS, self.channels)
 
     def call(self, x, training=None):
         return self.spatial(self.channel(x), training=training)
@@ -196,9 +195,7 @@ class BAM(FusionLayer):
         dilated = []
         for _ in range(2):
             dilated += [
-                keras.layers.Conv2D(
-                    hidden, 3, padding="same", dilation_rate=dilation
-                ),
+                keras.layers.Conv2D(hidden, 3, padding="same", dilation_rate=dilation),
                 _batch_norm(),
                 keras.layers.ReLU(),
             ]
@@ -214,10 +211,11 @@ class BAM(FusionLayer):
         self.spatial.build((None, None, None, channels))
 
     def check_inputs(self, x) -> None:
-        check_map("BAM", tuple(x.shape), NHWC, self.channels)
+        check_input_map("BAM", x, KERAS, self.channels)
 
     def attention_map(self, x, training=None):
         """sigmoid(M_c + M_s) or sigmoid(M_c * M_s): (N, H, W, C), values in (0, 1)."""
+        self.check_inputs(x)
         pooled = keras.ops.mean(x, axis=(1, 2))
         m_c = self.channel(pooled, training=training)[:, None, None, :]
         m_s = self.spatial(x, training=training)

@@ -9,13 +9,15 @@ import keras
 
 from fusion_lib._checks import (
     NHWC,
-    as_tensor_list,
     center_crop_box,
-    check_all_but_channels,
-    check_rank4,
+    check_map,
+    check_maps_match,
+    check_tensor,
+    check_unet_skip,
     pad_amounts,
+    target_size,
 )
-from fusion_lib.tf._base import FusionLayer
+from fusion_lib.tf._base import KERAS, FusionLayer
 
 
 class ConcatFusion(FusionLayer):
@@ -27,8 +29,7 @@ class ConcatFusion(FusionLayer):
     """
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("ConcatFusion", xs)
-        check_all_but_channels("ConcatFusion", [tuple(x.shape) for x in xs], NHWC)
+        check_maps_match("ConcatFusion", xs, KERAS)
 
     def call(self, xs):
         return keras.ops.concatenate(xs, axis=-1)
@@ -39,12 +40,13 @@ def center_crop(x, like):
 
     x: (N, H, W, C) -> (N, h, w, C), the window starting at
     ((H - h) // 2, (W - w) // 2), as the original U-Net crops its encoder maps.
+    Any dtype (it only slices), so it crops label maps too.
     Taught in the chapter on concatenation.
     """
-    if hasattr(like, "shape"):
-        check_rank4("center_crop", [tuple(like.shape)], NHWC)
-        like = tuple(like.shape[1:3])
-    top, left, h, w = center_crop_box(tuple(x.shape), like, NHWC)
+    shape = check_tensor("center_crop", "x", x, KERAS)
+    check_map("center_crop", shape, NHWC)
+    target = target_size("center_crop", like, KERAS)
+    top, left, h, w = center_crop_box("center_crop", shape, target, NHWC)
     return x[:, top : top + h, left : left + w, :]
 
 
@@ -70,19 +72,18 @@ class UNetSkipMerge(FusionLayer):
         self.mode = mode
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("UNetSkipMerge", xs, min_count=2)
-        if len(xs) != 2:
-            raise ValueError(f"UNetSkipMerge takes [up, skip]; got {len(xs)} tensors.")
-        check_rank4("UNetSkipMerge", [tuple(x.shape) for x in xs], NHWC)
+        check_unet_skip(
+            "UNetSkipMerge", xs, KERAS, f"mode={self.mode!r}", 1, form="[up, skip]"
+        )
 
     def call(self, xs):
         up, skip = xs
+        (h, w), (H, W) = up.shape[1:3], skip.shape[1:3]
         if self.mode == "crop":
-            skip = center_crop(skip, up)
+            top, left = (H - h) // 2, (W - w) // 2  # center_crop's window
+            skip = skip[:, top : top + h, left : left + w, :]
         else:
-            top, bottom, left, right = pad_amounts(
-                tuple(up.shape[1:3]), tuple(skip.shape[1:3])
-            )
+            top, bottom, left, right = pad_amounts((h, w), (H, W))
             up = keras.ops.pad(up, [[0, 0], [top, bottom], [left, right], [0, 0]])
         return keras.ops.concatenate([up, skip], axis=-1)
 

@@ -8,36 +8,26 @@ from __future__ import annotations
 
 import keras
 
-from fusion_lib._checks import NHWC, as_tensor_list
-from fusion_lib._checks_tokens import (
+from fusion_lib._checks import (
+    NHWC,
     check_features,
     check_heads,
     check_map_or_features,
     check_mask,
     check_pair,
     check_same_batch,
+    check_tensors,
     check_tokens,
+    check_vectors,
     check_width,
 )
-from fusion_lib.tf._base import FusionLayer
+from fusion_lib.tf._base import KERAS, FusionLayer
 from fusion_lib.tf.selfattention import (
     attention_weights,
     head_mask,
     multi_head_attention,
     split_heads,
 )
-
-
-def _two_vectors(op: str, xs, in_features: tuple[int, int]) -> None:
-    xs = as_tensor_list(op, xs)
-    if len(xs) != 2:
-        raise ValueError(
-            f"{op} fuses exactly two modalities, [x_1, x_2]; got {len(xs)} tensors."
-        )
-    shapes = {f"x_{i + 1}": tuple(x.shape) for i, x in enumerate(xs)}
-    for (name, shape), d in zip(shapes.items(), in_features):
-        check_features(op, name, shape, d)
-    check_same_batch(op, shapes)
 
 
 def _dense(units: int, in_features: int):
@@ -71,10 +61,12 @@ class FiLM(FusionLayer):
         self.generator = _dense(2 * channels, cond_features)
 
     def check_inputs(self, x, cond) -> None:
-        shape = tuple(x.shape)
-        check_map_or_features("FiLM", shape, NHWC, self.channels)
-        check_features("FiLM", "cond", tuple(cond.shape), self.cond_features)
-        check_same_batch("FiLM", {"x": shape, "cond": tuple(cond.shape)})
+        shapes = check_tensors("FiLM", {"x": x, "cond": cond}, KERAS)
+        check_map_or_features("FiLM", shapes["x"], NHWC, self.channels)
+        check_features(
+            "FiLM", "cond", shapes["cond"], self.cond_features, "cond_features"
+        )
+        check_same_batch("FiLM", shapes)
 
     def __call__(self, x, cond, **kwargs):
         # FusionLayer validates a single input; FiLM validates both, then calls Keras.
@@ -122,7 +114,7 @@ class GatedMultimodalUnit(FusionLayer):
         self.gate = _dense(out_features, sum(self.in_features))
 
     def check_inputs(self, xs) -> None:
-        _two_vectors("GatedMultimodalUnit", xs, self.in_features)
+        check_vectors("GatedMultimodalUnit", xs, KERAS, self.in_features)
 
     def gates(self, xs):
         """z = sigmoid([x_1; x_2] W_z + b_z): (N, out_features), the weight of x_1."""
@@ -184,7 +176,7 @@ class LowRankBilinear(FusionLayer):
         self.proj = [_dense(factor * out_features, d) for d in self.in_features]
 
     def check_inputs(self, xs) -> None:
-        _two_vectors("LowRankBilinear", xs, self.in_features)
+        check_vectors("LowRankBilinear", xs, KERAS, self.in_features)
 
     def call(self, xs):
         p = self.proj[0](xs[0]) * self.proj[1](xs[1])
@@ -234,12 +226,12 @@ class CrossAttention(FusionLayer):
 
     def check_inputs(self, x, context, mask=None) -> None:
         op = "CrossAttention"
-        check_tokens(op, "x", tuple(x.shape), self.query_dim, "query_dim")
-        check_tokens(
-            op, "context", tuple(context.shape), self.context_dim, "context_dim"
-        )
-        check_same_batch(op, {"x": tuple(x.shape), "context": tuple(context.shape)})
-        check_mask(op, mask, x.shape[0], x.shape[1], context.shape[1])
+        shapes = check_tensors(op, {"x": x, "context": context}, KERAS)
+        check_tokens(op, "x", shapes["x"], self.query_dim, "query_dim")
+        check_tokens(op, "context", shapes["context"], self.context_dim, "context_dim")
+        check_same_batch(op, shapes)
+        (n, lq, _), lk = shapes["x"], shapes["context"][1]
+        check_mask(op, mask, KERAS, n, lq, lk)
 
     def __call__(self, x, context, mask=None, **kwargs):
         # FusionLayer validates a single input; this validates all three, then calls

@@ -8,15 +8,12 @@ from __future__ import annotations
 import keras
 
 from fusion_lib._checks import (
-    NHWC,
-    as_tensor_list,
-    check_all_but_channels,
-    check_channels,
-    check_map,
+    check_input_map,
+    check_maps_match,
+    check_maps_same,
     check_reduction,
-    check_same_shapes,
 )
-from fusion_lib.tf._base import FusionLayer
+from fusion_lib.tf._base import KERAS, FusionLayer
 
 
 class ProductFusion(FusionLayer):
@@ -28,16 +25,12 @@ class ProductFusion(FusionLayer):
     """
 
     def check_inputs(self, xs) -> None:
-        check_same_shapes(
-            "ProductFusion",
-            [tuple(x.shape) for x in as_tensor_list("ProductFusion", xs)],
-            NHWC,
-        )
+        check_maps_same("ProductFusion", xs, KERAS)
 
     def call(self, xs):
         out = xs[0]
-        for x in xs[1:]:
-            out = out * x
+        for i in range(1, len(xs)):
+            out = out * xs[i]
         return out
 
 
@@ -61,18 +54,19 @@ class GatedFusion(FusionLayer):
         self.gate.build((None, None, None, self.gate_channels))
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("GatedFusion", xs)
-        if len(xs) != 2:
-            raise ValueError(
-                "GatedFusion takes [x, g] (the map and its gate's source); "
-                f"got {len(xs)} tensors."
-            )
-        shapes = [tuple(x.shape) for x in xs]
-        check_channels("GatedFusion", shapes, [self.channels, self.gate_channels], NHWC)
-        check_all_but_channels("GatedFusion", shapes, NHWC)
+        check_maps_match(
+            "GatedFusion",
+            xs,
+            KERAS,
+            [self.channels, self.gate_channels],
+            ["channels", "gate_channels"],
+            count=2,
+            form="[x, g]",
+        )
 
     def gates(self, g):
         """sigmoid(g W + b): (N, H, W, C_g) -> (N, H, W, C), values in (0, 1)."""
+        check_input_map("GatedFusion", g, KERAS, self.gate_channels, "gate_channels")
         return keras.ops.sigmoid(self.gate(g))
 
     def call(self, xs):
@@ -109,7 +103,7 @@ class SqueezeExcitation(FusionLayer):
         self.fc2.build((None, 1, 1, hidden))
 
     def check_inputs(self, x) -> None:
-        check_map("SqueezeExcitation", tuple(x.shape), NHWC, self.channels)
+        check_input_map("SqueezeExcitation", x, KERAS, self.channels)
 
     def gates(self, x):
         """The excitation: (N, H, W, C) -> (N, 1, 1, C), one gate in (0, 1) each."""

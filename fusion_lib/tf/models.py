@@ -6,14 +6,23 @@ Taught in the chapter on addition.
 from __future__ import annotations
 
 import keras
+import numpy as np
 
+from fusion_lib.data import VOCAB
 from fusion_lib.tf.add import AddFusion
 from fusion_lib.tf.attention import BAM, CBAM
 from fusion_lib.tf.concat import ConcatFusion
+from fusion_lib.tf.crossmodal import (
+    CrossAttention,
+    FiLM,
+    GatedMultimodalUnit,
+    LowRankBilinear,
+)
 from fusion_lib.tf.gating import SqueezeExcitation
 from fusion_lib.tf.pooling import FlattenHead, GAPHead
 from fusion_lib.tf.pyramid import FeaturePyramid
 from fusion_lib.tf.reduce import ConcatReduce, resize_to
+from fusion_lib.tf.selfattention import MultiHeadSelfAttention
 
 ATTENTION_BLOCKS = ("none", "se", "cbam", "bam")
 ATTENTION_POSITIONS = ("head", "middle")
@@ -448,3 +457,311 @@ class TinyUNet(keras.Model):
         if self.skip == "none":
             e1, e2 = keras.ops.zeros_like(e1), keras.ops.zeros_like(e2)
         return self.head(self.up1([self.up2([b, e2]), e1]))
+
+
+TWO_SCALE_FUSIONS = ("concat", "se", "cbam", "nonlocal", "transformer")
+
+
+class TwoScaleNet(keras.Model):
+    """A small CNN that computes a fine and a coarse map of one image and fuses them.
+
+    x: (N, size, size, C_in), size even -> logits (N, num_classes).
+    fine = ReLU(conv3x3(x)), C_in -> 16 at size x size; coarse =
+    ReLU(conv3x3(maxpool2(fine))), 16 -> 32 at size/2 x size/2, "same" padding.
+    fusion="concat": m = ConcatReduce([16, 32], width)([fine, up(coarse)]) (1x1 conv,
+    BN, ReLU; up = nearest resize to the fine map's size), h = ReLU(conv3x3(m));
+    "se", "cbam", "nonlocal": the same h, then SqueezeExcitation(width, 4), CBAM(width,
+    4) or NonLocalBlock(width) (sub-sampled keys) on it;
+    "transformer": h = TransformerFusion([16, 32], width, num_heads, [(size, size),
+    (size/2, size/2)]) of [fine, coarse], every pixel of both maps a token;
+    logits = Dense(mean of h over all its positions), width -> num_classes.
+    The backbone and the classifier are shared; `width` sets each fusion's parameter
+    budget (the experiment picks one per fusion so that the totals agree).
+    Taught in the chapter on self-attention.
+    """
+
+    def __init__(
+        self,
+        fusion: str = "concat",
+        in_channels: int = 1,
+        width: int = 32,
+        num_heads: int = 4,
+        size: int = 8,
+        num_classes: int = 10,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        from fusion_lib.tf.selfattention import NonLocalBlock
+        from fusion_lib.tf.transformer import TransformerFusion
+
+        if fusion not in TWO_SCALE_FUSIONS:
+            raise ValueError(
+                f"TwoScaleNet fusion must be one of {TWO_SCALE_FUSIONS}; "
+                f"got {fusion!r}."
+            )
+        if size < 2 or size % 2:
+            raise ValueError(
+                f"TwoScaleNet needs an even size >= 2 (the coarse map is size / 2); "
+                f"got size={size}."
+            )
+        self.fusion_mode = fusion
+        self.fine = keras.layers.Conv2D(16, 3, padding="same", activation="relu")
+        self.fine.build((None, None, None, in_channels))
+        self.coarse = keras.layers.Conv2D(32, 3, padding="same", activation="relu")
+        self.coarse.build((None, None, None, 16))
+        if fusion == "transformer":
+            sizes = [(size, size), (size // 2, size // 2)]
+            self.fuse = TransformerFusion([16, 32], width, num_heads, sizes)
+        else:
+            self.fuse = ConcatReduce([16, 32], width)
+            self.mix = keras.layers.Conv2D(width, 3, padding="same", activation="relu")
+            self.mix.build((None, None, None, width))
+            self.block = (
+                keras.layers.Identity()
+                if fusion == "concat"
+                else SqueezeExcitation(width, 4)
+                if fusion == "se"
+                else CBAM(width, 4)
+                if fusion == "cbam"
+                else NonLocalBlock(width)
+            )
+        self.classifier = keras.layers.Dense(num_classes)
+        self.classifier.build((None, width))
+
+    def backbone(self, x):
+        """fine (N, size, size, 16) and coarse (N, size/2, size/2, 32)."""
+        fine = self.fine(x)
+        return [fine, self.coarse(keras.ops.max_pool(fine, 2, 2))]
+
+    def features(self, x, training=None):
+        """The fused maps the classifier averages, each (N, h, w, width)."""
+        fine, coarse = self.backbone(x)
+        if self.fusion_mode == "transformer":
+            return self.fuse([fine, coarse])
+        up = resize_to(coarse, fine, mode="nearest")
+        m = self.fuse([fine, up], training=training)
+        return [self.block(self.mix(m), training=training)]
+
+    def call(self, x, training=None):
+        hs = self.features(x, training=training)
+        n = keras.ops.shape(x)[0]
+        flat = [keras.ops.reshape(h, (n, -1, h.shape[-1])) for h in hs]
+        return self.classifier(keras.ops.mean(keras.ops.concatenate(flat, 1), axis=1))
+
+
+# -- Visual question answering: one network, nine fusions (cross-modal fusion) --------
+
+VQA_FUSIONS = (
+    "late",
+    "early",
+    "concat",
+    "product",
+    "film",
+    "gmu",
+    "mfb",
+    "cross_attn",
+    "joint_attn",
+)
+
+
+def check_digit_vqa_net(fusion: str, width: int, num_heads: int) -> None:
+    """DigitVQANet's arguments, refused with advice (shared by both halves' checks)."""
+    if fusion not in VQA_FUSIONS:
+        raise ValueError(
+            f"DigitVQANet fusion must be one of {VQA_FUSIONS}; got {fusion!r}."
+        )
+    if width % num_heads:
+        raise ValueError(
+            f"DigitVQANet width={width} must be divisible by num_heads={num_heads} "
+            "(the attention fusions split it into heads)."
+        )
+
+
+def check_vqa_inputs(inputs, vocab_size: int) -> None:
+    """DigitVQANet's inputs = (images, questions), refused with advice."""
+    if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+        got = tuple(inputs.shape) if hasattr(inputs, "shape") else type(inputs).__name__
+        raise ValueError(
+            "DigitVQANet takes one argument, inputs = (images, questions): images "
+            f"(N, H, W, 1) and token ids (N, L); got {got}."
+        )
+    images, questions = inputs
+    img, qs = tuple(images.shape), tuple(questions.shape)
+    if len(img) != 4 or img[-1] != 1:
+        nchw = len(img) == 4 and img[1] == 1
+        hint = " That is NCHW: use images.transpose(0, 2, 3, 1)." if nchw else ""
+        raise ValueError(
+            f"DigitVQANet images must be (N, H, W, 1), NHWC with one channel; got "
+            f"{img}.{hint}"
+        )
+    dtype = keras.backend.standardize_dtype(questions.dtype)
+    if len(qs) != 2 or not dtype.startswith(("int", "uint")):
+        raise ValueError(
+            f"DigitVQANet questions must be integer token ids (N, L); got shape {qs}, "
+            f"dtype {dtype}. Encode them with fusion_lib.data.encode_question."
+        )
+    if None not in (img[0], qs[0]) and img[0] != qs[0]:
+        raise ValueError(
+            f"DigitVQANet got {img[0]} images but {qs[0]} questions; pass one "
+            "question per image (repeat an image to ask it several questions)."
+        )
+    if isinstance(questions, np.ndarray) and questions.size:
+        low, high = int(questions.min()), int(questions.max())
+        if not 0 <= low <= high < vocab_size:
+            raise ValueError(
+                f"DigitVQANet token ids must lie in [0, {vocab_size}) (vocab_size); "
+                f"got ids from {low} to {high}."
+            )
+
+
+def _dense(units: int, in_features: int):
+    layer = keras.layers.Dense(units)
+    layer.build((None, in_features))
+    return layer
+
+
+class DigitVQANet(keras.Model):
+    """Answers yes/no questions about an 8x8 digit: one network, nine fusions.
+
+    inputs = (images (N, 8, 8, 1) float, questions (N, L) int token ids) -> logits
+    (N, num_answers). D = width.
+    Image: h = conv3x3(ReLU(conv3x3(x))) (1 -> D -> D, "same"), m = maxpool2(ReLU(h)),
+    (N, 4, 4, D); its tokens t_img = m as 16 vectors (N, 16, D), its vector
+    v = mean_hw(m) (N, D). Question: word embeddings t_q = E[questions] (N, L, D)
+    (E: (vocab_size, D), a plain weight), q = mean_L(t_q) (N, D).
+    fusion, where the question meets the image:
+    "late": logits = A_v(v) + A_q(q), two per-modality answer MLPs D -> D -> answers,
+    summed (late fusion of per-modality predictions);
+    "early": the raw question, its bag of words (vocab_size word counts), tiled over
+    the pixels and concatenated to x as input channels of the first conv
+    (1 + vocab_size -> D; no word embedding); f = v;
+    "concat": f = [v; q] (2D); "product": f = (v P + b_P) * (q Q + b_Q), P, Q: D -> D;
+    "film": h = FiLM(D, D)(h, q) before the ReLU, f = v;
+    "gmu": f = GatedMultimodalUnit((D, D), D)([v, q]);
+    "mfb": f = LowRankBilinear((D, D), D, factor)([v, q]);
+    "cross_attn": f = mean_L(t_q + CrossAttention(D, D, num_heads)(t_q, t_img));
+    "joint_attn": z = [t_img + e_0; t_q + e_1] along the sequence (N, 16 + L, D),
+    e = modality embeddings (2, D); z = z + MultiHeadSelfAttention(D, num_heads)(z),
+    f = mean over the 16 + L tokens.
+    Every fusion but "late": logits = ReLU(f W_1 + b_1) W_2 + b_2, W_1: |f| -> D.
+    The variants share the encoders and the answer MLP's shape; only the fusion
+    differs (and with it the parameter count). The padding token is a word like any
+    other (not masked): every question has a fixed length, so nothing is lost.
+    Taught in the chapter on cross-modal fusion.
+    """
+
+    def __init__(
+        self,
+        fusion: str = "film",
+        width: int = 32,
+        vocab_size: int = len(VOCAB),
+        num_heads: int = 4,
+        factor: int = 5,
+        num_answers: int = 2,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_digit_vqa_net(fusion, width, num_heads)
+        self.fusion, self.vocab_size, d = fusion, vocab_size, width
+        self.conv1 = keras.layers.Conv2D(d, 3, padding="same")
+        in_channels = 1 + (vocab_size if fusion == "early" else 0)
+        self.conv1.build((None, None, None, in_channels))
+        self.conv2 = keras.layers.Conv2D(d, 3, padding="same")
+        self.conv2.build((None, None, None, d))
+        self.pool = keras.layers.MaxPooling2D(2)
+        if fusion != "early":  # early fusion reads the raw words, not embeddings
+            self.word_embedding = self.add_weight(
+                shape=(vocab_size, d),
+                initializer=keras.initializers.RandomNormal(stddev=1.0),
+                name="word_embedding",
+            )
+        if fusion == "late":
+            self.image_hidden = _dense(d, d)
+            self.image_answer = _dense(num_answers, d)
+            self.question_hidden = _dense(d, d)
+            self.question_answer = _dense(num_answers, d)
+            return
+        if fusion == "film":
+            self.film = FiLM(d, d)
+        elif fusion == "product":
+            self.image_proj, self.question_proj = _dense(d, d), _dense(d, d)
+        elif fusion == "gmu":
+            self.gmu = GatedMultimodalUnit((d, d), d)
+        elif fusion == "mfb":
+            self.mfb = LowRankBilinear((d, d), d, factor)
+        elif fusion == "cross_attn":
+            self.cross = CrossAttention(d, d, num_heads)
+        elif fusion == "joint_attn":
+            self.modality = self.add_weight(
+                shape=(2, d),
+                initializer=keras.initializers.RandomNormal(stddev=1.0),
+                name="modality",
+            )
+            self.joint = MultiHeadSelfAttention(d, num_heads)
+        self.hidden = _dense(d, 2 * d if fusion == "concat" else d)
+        self.answer = _dense(num_answers, d)
+
+    def __call__(self, inputs, *args, **kwargs):
+        # check first: Keras would wrap an error raised inside call() in its own text
+        check_vqa_inputs(inputs, self.vocab_size)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def question_tokens(self, questions):
+        """t_q: (N, L) token ids -> (N, L, D) word embeddings."""
+        return keras.ops.take(self.word_embedding, questions, axis=0)
+
+    def bag_of_words(self, questions):
+        """How often each word occurs: (N, L) token ids -> (N, vocab_size)."""
+        one_hot = keras.ops.one_hot(questions, self.vocab_size)
+        return keras.ops.sum(one_hot, axis=1)
+
+    def image_map(self, images, questions):
+        """m: (N, H, W, 1) -> (N, H/2, W/2, D); the question enters here for "early"
+        (its bag of words, tiled, as input channels) and "film" (q modulates h)."""
+        x = images
+        if self.fusion == "early":
+            words = self.bag_of_words(questions)[:, None, None, :]
+            x = keras.ops.concatenate([images, keras.ops.ones_like(images) * words], -1)
+        h = self.conv2(keras.ops.relu(self.conv1(x)))
+        if self.fusion == "film":
+            h = self.film(h, keras.ops.mean(self.question_tokens(questions), axis=1))
+        return self.pool(keras.ops.relu(h))
+
+    def fused(self, inputs):
+        """f, the fused vector the answer MLP reads (not defined for "late")."""
+        images, questions = inputs
+        m = self.image_map(images, questions)
+        v = keras.ops.mean(m, axis=(1, 2))
+        if self.fusion in ("early", "film"):
+            return v  # the question already shaped the image map
+        t_q = self.question_tokens(questions)
+        q = keras.ops.mean(t_q, axis=1)
+        shape = keras.ops.shape(m)
+        t_img = keras.ops.reshape(m, (shape[0], shape[1] * shape[2], shape[3]))
+        if self.fusion == "concat":
+            return keras.ops.concatenate([v, q], axis=-1)
+        if self.fusion == "product":
+            return self.image_proj(v) * self.question_proj(q)
+        if self.fusion == "gmu":
+            return self.gmu([v, q])
+        if self.fusion == "mfb":
+            return self.mfb([v, q])
+        if self.fusion == "cross_attn":
+            return keras.ops.mean(t_q + self.cross(t_q, t_img), axis=1)
+        e = self.modality
+        z = keras.ops.concatenate([t_img + e[0], t_q + e[1]], axis=1)
+        return keras.ops.mean(z + self.joint(z), axis=1)
+
+    def modality_logits(self, inputs):
+        """"late" only: the image's and the question's own answer logits."""
+        images, questions = inputs
+        q = keras.ops.mean(self.question_tokens(questions), axis=1)
+        v = keras.ops.mean(self.image_map(images, questions), axis=(1, 2))
+        image = self.image_answer(keras.ops.relu(self.image_hidden(v)))
+        return image, self.question_answer(keras.ops.relu(self.question_hidden(q)))
+
+    def call(self, inputs):
+        if self.fusion == "late":
+            image, question = self.modality_logits(inputs)
+            return image + question
+        return self.answer(keras.ops.relu(self.hidden(self.fused(inputs))))

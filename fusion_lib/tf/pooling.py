@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import keras
 
-from fusion_lib._checks import NHWC, check_hw_size, check_map
-from fusion_lib.tf._base import FusionLayer
+from fusion_lib._checks import NHWC, check_hw_size, check_input_map
+from fusion_lib.tf._base import KERAS, FusionLayer, max_over
 
 
 class GlobalPool(FusionLayer):
@@ -28,12 +28,12 @@ class GlobalPool(FusionLayer):
         self.mode, self.keepdims = mode, keepdims
 
     def check_inputs(self, x) -> None:
-        check_map("GlobalPool", tuple(x.shape), NHWC)
+        check_input_map("GlobalPool", x, KERAS)
 
     def call(self, x):
         if self.mode == "avg":
             return keras.ops.mean(x, axis=(1, 2), keepdims=self.keepdims)
-        return keras.ops.max(x, axis=(1, 2), keepdims=self.keepdims)
+        return max_over(x, axis=(1, 2), keepdims=self.keepdims)
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode, "keepdims": self.keepdims}
@@ -64,10 +64,12 @@ class FlattenHead(FusionLayer):
         self.fc.build((None, in_channels * height * width))
 
     def check_inputs(self, x) -> None:
-        check_map("FlattenHead", tuple(x.shape), NHWC, self.in_channels)
+        shape = check_input_map(
+            "FlattenHead", x, KERAS, self.in_channels, "in_channels"
+        )
         check_hw_size(
             "FlattenHead",
-            tuple(x.shape),
+            shape,
             NHWC,
             (self.height, self.width),
             "A flatten head fixes the input size; GAPHead accepts any.",
@@ -107,7 +109,7 @@ class GAPHead(FusionLayer):
         self.fc.build((None, in_channels))
 
     def check_inputs(self, x) -> None:
-        check_map("GAPHead", tuple(x.shape), NHWC, self.in_channels)
+        check_input_map("GAPHead", x, KERAS, self.in_channels, "in_channels")
 
     def call(self, x):
         return self.fc(self.pool(x))

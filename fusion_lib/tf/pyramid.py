@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import keras
 
-from fusion_lib._checks import NHWC, as_tensor_list, check_pyramid
-from fusion_lib.tf._base import FusionLayer
+from fusion_lib._checks import check_pyramid
+from fusion_lib.tf._base import KERAS, FusionLayer
 from fusion_lib.tf.reduce import resize_to
 
 
@@ -55,10 +55,7 @@ class FeaturePyramid(FusionLayer):
         self.pool = keras.layers.MaxPooling2D(pool_size=1, strides=2)
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("FeaturePyramid", xs, min_count=1)
-        check_pyramid(
-            "FeaturePyramid", [tuple(x.shape) for x in xs], self.in_channels, NHWC
-        )
+        check_pyramid("FeaturePyramid", xs, KERAS, self.in_channels)
 
     def call(self, xs):
         merged = self.lateral_convs[-1](xs[-1])

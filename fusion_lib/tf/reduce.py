@@ -8,14 +8,8 @@ from __future__ import annotations
 
 import keras
 
-from fusion_lib._checks import (
-    NHWC,
-    as_tensor_list,
-    check_all_but_channels,
-    check_channels,
-    check_map,
-)
-from fusion_lib.tf._base import FusionLayer
+from fusion_lib._checks import check_input_map, check_maps_match, target_size
+from fusion_lib.tf._base import KERAS, FusionLayer
 
 RESIZE_MODES = ("bilinear", "nearest")
 
@@ -29,15 +23,22 @@ def resize_to(x, like, mode: str = "bilinear"):
     pixel i samples input coordinate (i + 0.5) * H / h - 0.5. PyTorch's
     `F.interpolate(..., align_corners=False)` does the same.
     mode="nearest": TF's nearest (half-pixel rounding), torch's "nearest-exact".
+    x must be floating point in both modes (Keras would round an integer map's
+    interpolated values back to integers): to resize a label map, cast it, resize with
+    mode="nearest", and cast it back. The target size must be known (keras.ops resizes
+    to static sizes only).
     Taught in the chapter on concatenation followed by reduction.
     """
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize_to mode must be one of {RESIZE_MODES}; got {mode!r}.")
-    check_map("resize_to", tuple(x.shape), NHWC)
-    if hasattr(like, "shape"):
-        check_map("resize_to", tuple(like.shape), NHWC)
-        like = tuple(like.shape[1:3])
-    size = tuple(int(d) for d in like)
+    check_input_map("resize_to", x, KERAS)
+    size = target_size("resize_to", like, KERAS)
+    if None in size:
+        raise ValueError(
+            f"resize_to needs the target's spatial size; like has shape "
+            f"{tuple(like.shape)}. In a Keras functional model give keras.Input a "
+            "fixed size, e.g. keras.Input((64, 64, 3))."
+        )
     return keras.ops.image.resize(
         x, size, interpolation=mode, antialias=False, data_format="channels_last"
     )
@@ -98,9 +99,7 @@ class ConcatReduce(FusionLayer):
         self.act = keras.layers.ReLU() if act else keras.layers.Identity()
 
     def check_inputs(self, xs) -> None:
-        shapes = [tuple(x.shape) for x in as_tensor_list("ConcatReduce", xs)]
-        check_channels("ConcatReduce", shapes, self.in_channels, NHWC)
-        check_all_but_channels("ConcatReduce", shapes, NHWC)
+        check_maps_match("ConcatReduce", xs, KERAS, self.in_channels)
 
     def weight_matrix(self):
         """W as a (sum_i C_i, C_out) matrix, whichever mode holds it."""

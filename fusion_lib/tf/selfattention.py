@@ -9,15 +9,18 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from fusion_lib._checks import NHWC, check_map
-from fusion_lib._checks_tokens import (
+from fusion_lib._checks import (
     check_attention,
+    check_attention_module,
     check_heads,
+    check_input_map,
     check_mask,
+    check_port_mask,
+    check_tensors,
     check_tokens,
     check_width,
 )
-from fusion_lib.tf._base import FusionLayer
+from fusion_lib.tf._base import KERAS, FusionLayer
 
 
 def attention_weights(q, k, mask=None):
@@ -32,6 +35,7 @@ def attention_weights(q, k, mask=None):
     row uniformly instead).
     Taught in the chapter on self-attention.
     """
+    check_attention("attention_weights", KERAS, {"q": q, "k": k}, mask)
     scale = q.shape[-1] ** -0.5
     scores = keras.ops.matmul(q, keras.ops.swapaxes(k, -1, -2)) * scale
     if mask is None:
@@ -51,7 +55,8 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     by default), it always scales.
     Taught in the chapter on self-attention.
     """
-    check_attention(tuple(q.shape), tuple(k.shape), tuple(v.shape), mask)
+    op = "scaled_dot_product_attention"
+    check_attention(op, KERAS, {"q": q, "k": k, "v": v}, mask)
     return keras.ops.matmul(attention_weights(q, k, mask), v)
 
 
@@ -126,9 +131,10 @@ class MultiHeadSelfAttention(FusionLayer):
 
     def check_inputs(self, x, mask=None) -> None:
         op = "MultiHeadSelfAttention"
-        check_tokens(op, "x", tuple(x.shape), self.embed_dim, "embed_dim")
-        n, length, _ = x.shape
-        check_mask(op, mask, n, length, length)
+        shape = check_tensors(op, {"x": x}, KERAS)["x"]
+        check_tokens(op, "x", shape, self.embed_dim, "embed_dim")
+        n, length, _ = shape
+        check_mask(op, mask, KERAS, n, length, length)
 
     def __call__(self, x, mask=None, **kwargs):
         # Keras treats a call argument named `mask` as its own masking metadata, so
@@ -147,7 +153,10 @@ class MultiHeadSelfAttention(FusionLayer):
             self.in_proj(x), (shape[0], shape[1], 3, h, self.embed_dim // h)
         )
         packed = keras.ops.transpose(packed, (2, 0, 3, 1, 4))
-        return packed[0], packed[1], packed[2]
+        # unstack, not packed[0], packed[1], packed[2]: TensorFlow differentiates each
+        # index into a full-size tensor of zeros and sums the three (slower training)
+        q, k, v = keras.ops.unstack(packed, 3, axis=0)
+        return q, k, v
 
     def attention_map(self, x, mask=None):
         """The attention weights of every head: (N, L, E) -> (N, num_heads, L, L)."""
@@ -173,6 +182,8 @@ def keras_mask(mask, query_length: int):
     (also True = attend), which must cover (N, Lq, Lk): (N, Lk) -> (N, Lq, Lk).
     Taught in the chapter on self-attention.
     """
+    check_port_mask("keras_mask", mask, KERAS)
+    check_width("keras_mask", "query_length", query_length)
     if mask is None or len(mask.shape) == 3:
         return mask
     return keras.ops.repeat(mask[:, None, :], query_length, axis=1)
@@ -188,6 +199,10 @@ def multihead_to_keras(attn) -> keras.layers.MultiHeadAttention:
     key) and key defaults to value; pass attention_mask=keras_mask(mask, Lq).
     Taught in the chapter on self-attention.
     """
+    from fusion_lib.tf.crossmodal import CrossAttention  # it imports this module
+
+    classes = (MultiHeadSelfAttention, CrossAttention)
+    check_attention_module("multihead_to_keras", attn, classes)
     h = attn.num_heads
     if hasattr(attn, "in_proj"):  # MultiHeadSelfAttention
         e = kdim = attn.embed_dim
@@ -260,7 +275,7 @@ class NonLocalBlock(FusionLayer):
         self.bn.build((None, None, None, channels))
 
     def check_inputs(self, x) -> None:
-        check_map("NonLocalBlock", tuple(x.shape), NHWC, self.channels)
+        check_input_map("NonLocalBlock", x, KERAS, self.channels)
         h, w = x.shape[1:3]
         if self.subsample and ((h is not None and h < 2) or (w is not None and w < 2)):
             raise ValueError(

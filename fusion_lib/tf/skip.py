@@ -9,25 +9,17 @@ from __future__ import annotations
 import keras
 
 from fusion_lib._checks import (
-    NHWC,
-    as_tensor_list,
-    check_all_but_channels,
-    check_channels,
-    check_map,
+    check_input_map,
+    check_maps_match,
+    check_stride,
     check_unet_skip,
     pad_amounts,
 )
-from fusion_lib.tf._base import FusionLayer
+from fusion_lib.tf._base import KERAS, FusionLayer
 from fusion_lib.tf.add import AddFusion
 from fusion_lib.tf.concat import ConcatFusion, center_crop
 
 UNET_MERGES = ("concat", "add")
-
-
-def _check_stride(op: str, stride: int) -> int:
-    if int(stride) != stride or stride < 1:
-        raise ValueError(f"{op}: stride must be a positive integer; got {stride!r}.")
-    return int(stride)
 
 
 def _batch_norm(channels: int):
@@ -71,7 +63,7 @@ class ResidualBlock(FusionLayer):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.stride = _check_stride("ResidualBlock", stride)
+        self.stride = check_stride("ResidualBlock", stride)
         self.conv1 = _conv(
             in_channels, out_channels, 3, strides=self.stride, use_bias=False
         )
@@ -93,9 +85,7 @@ class ResidualBlock(FusionLayer):
             self.shortcut = keras.layers.Identity()
 
     def check_inputs(self, x) -> None:
-        check_map(
-            "ResidualBlock", tuple(x.shape), NHWC, self.in_channels, arg="in_channels"
-        )
+        check_input_map("ResidualBlock", x, KERAS, self.in_channels, "in_channels")
 
     def residual(self, x, training=None):
         """F(x), the branch the block adds to its shortcut: (N, H', W', C_out)."""
@@ -140,9 +130,7 @@ class DenseLayer(FusionLayer):
         self.conv2 = _conv(hidden, growth_rate, 3, padding="same", use_bias=False)
 
     def check_inputs(self, x) -> None:
-        check_map(
-            "DenseLayer", tuple(x.shape), NHWC, self.in_channels, arg="in_channels"
-        )
+        check_input_map("DenseLayer", x, KERAS, self.in_channels, "in_channels")
 
     def call(self, x, training=None):
         h = self.conv1(self.relu(self.norm1(x, training=training)))
@@ -193,9 +181,7 @@ class DenseBlock(FusionLayer):
         ]
 
     def check_inputs(self, x) -> None:
-        check_map(
-            "DenseBlock", tuple(x.shape), NHWC, self.in_channels, arg="in_channels"
-        )
+        check_input_map("DenseBlock", x, KERAS, self.in_channels, "in_channels")
 
     def call(self, x, training=None):
         features = [x]
@@ -232,9 +218,7 @@ class Transition(FusionLayer):
         self.pool = keras.layers.AveragePooling2D(2, strides=2)
 
     def check_inputs(self, x) -> None:
-        check_map(
-            "Transition", tuple(x.shape), NHWC, self.in_channels, arg="in_channels"
-        )
+        check_input_map("Transition", x, KERAS, self.in_channels, "in_channels")
 
     def call(self, x, training=None):
         return self.pool(self.conv(self.relu(self.norm(x, training=training))))
@@ -301,12 +285,15 @@ class UNetUp(FusionLayer):
         self.convs.build((None, None, None, merged))
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("UNetUp", xs)
-        if len(xs) != 2:
-            raise ValueError(f"UNetUp takes [x, skip]; got {len(xs)} tensors.")
-        shapes = [tuple(t.shape) for t in xs]
-        check_channels("UNetUp", shapes, [self.in_channels, self.skip_channels], NHWC)
-        check_unet_skip("UNetUp", *shapes, NHWC, self.crop)
+        check_unet_skip(
+            "UNetUp",
+            xs,
+            KERAS,
+            f"crop={self.crop}",
+            2,
+            [self.in_channels, self.skip_channels],
+            ["in_channels", "skip_channels"],
+        )
 
     def align(self, up, skip):
         """Bring up and skip to one spatial size: crop the skip, or pad up."""
@@ -371,9 +358,7 @@ class AggregationNode(FusionLayer):
         self.relu = keras.layers.ReLU()
 
     def check_inputs(self, xs) -> None:
-        shapes = [tuple(x.shape) for x in as_tensor_list("AggregationNode", xs)]
-        check_channels("AggregationNode", shapes, self.in_channels, NHWC)
-        check_all_but_channels("AggregationNode", shapes, NHWC)
+        check_maps_match("AggregationNode", xs, KERAS, self.in_channels)
 
     def call(self, xs, training=None):
         out = self.bn(self.conv(keras.ops.concatenate(xs, axis=-1)), training=training)

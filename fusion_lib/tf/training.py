@@ -10,9 +10,9 @@ import keras
 import numpy as np
 
 
-def count_params(layer) -> int:
+def count_params(module) -> int:
     """Number of trainable scalars."""
-    return int(sum(np.prod(w.shape) for w in layer.trainable_weights))
+    return int(sum(np.prod(w.shape) for w in module.trainable_weights))
 
 
 def train_classifier(
@@ -26,11 +26,14 @@ def train_classifier(
 ) -> list[float]:
     """Adam on cross-entropy; returns the mean training loss of each epoch.
 
-    X: (N, H, W, C) float32, y: (N,) int labels. Seeds Keras (Python, NumPy, TF) with
+    X: (N, H, W, C) float32, or a tuple of arrays for a model of several inputs (the
+    model is then called with the tuple, e.g. (images, questions)); y: (N,) int
+    labels. Seeds Keras (Python, NumPy, TF) with
     `seed`, so a run repeats exactly on one machine. Ends by recomputing the BatchNorm
     statistics with the final weights (`recalibrate_batchnorm`).
     """
     keras.utils.set_random_seed(seed)
+    X = tuple(X) if isinstance(X, list) else X  # a list would also mean inputs
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -44,6 +47,7 @@ def train_classifier(
 
 def accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
     """Fraction of X classified as y, in inference mode."""
+    X = tuple(X) if isinstance(X, list) else X
     logits = model.predict(X, batch_size=512, verbose=0)
     return float((logits.argmax(1) == np.asarray(y)).mean())
 
@@ -67,6 +71,8 @@ def recalibrate_batchnorm(model, X, batch_size: int = 64) -> None:
     equal-weight average over one pass of X, as `update_bn` does in the PyTorch twin.
     A model without BatchNorm is left untouched.
     """
+    X = tuple(X) if isinstance(X, (tuple, list)) else X
+    n = len(X[0]) if isinstance(X, tuple) else len(X)
     norms = [
         layer
         for layer in model._flatten_layers()
@@ -75,9 +81,11 @@ def recalibrate_batchnorm(model, X, batch_size: int = 64) -> None:
     if not norms:
         return
     momenta = [bn.momentum for bn in norms]
-    for k, start in enumerate(range(0, len(X), batch_size), start=1):
+    for k, start in enumerate(range(0, n, batch_size), start=1):
         for bn in norms:
             bn.momentum = 1.0 - 1.0 / k  # k = 1 overwrites the old statistics
-        model(X[start : start + batch_size], training=True)
+        rows = slice(start, start + batch_size)
+        batch = tuple(x[rows] for x in X) if isinstance(X, tuple) else X[rows]
+        model(batch, training=True)
     for bn, momentum in zip(norms, momenta):
         bn.momentum = momentum

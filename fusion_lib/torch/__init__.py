@@ -40,6 +40,7 @@ from fusion_lib.torch.skip import (
     Transition,
     UNetUp,
 )
+from fusion_lib.torch.transformer import TransformerEncoderBlock, TransformerFusion
 
 __all__ = [
     "AddFusion",
@@ -66,6 +67,8 @@ __all__ = [
     "ResidualBlock",
     "SpatialAttention",
     "SqueezeExcitation",
+    "TransformerEncoderBlock",
+    "TransformerFusion",
     "Transition",
     "UNetSkipMerge",
     "UNetUp",

@@ -8,12 +8,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fusion_lib._checks import (
-    NCHW,
-    as_tensor_list,
-    check_all_but_channels,
-    check_channels,
-    check_same_shapes,
+from fusion_lib._checks import check_maps_match, check_maps_same
+from fusion_lib.torch._base import TORCH, like_weights
+
+# How AddFusion projects branches of different widths, for its error messages.
+PROJECT = (
+    "project with a 1x1 conv first, e.g. AddFusion(in_channels={chans}, "
+    "out_channels={out})"
 )
 
 
@@ -50,22 +51,27 @@ class AddFusion(nn.Module):
             else nn.Conv2d(c, self.out_channels, kernel_size=1)
             for c in (self.in_channels or [])
         )
+        # the first projection's weights fix the dtype the sum is computed in
+        self._first_conv = next(
+            (i for i, p in enumerate(self.proj) if isinstance(p, nn.Conv2d)), None
+        )
 
     def check_inputs(self, xs) -> None:
-        shapes = [tuple(x.shape) for x in as_tensor_list("AddFusion", xs)]
         if self.in_channels is None:
-            check_same_shapes("AddFusion", shapes, NCHW)
+            check_maps_same("AddFusion", xs, TORCH, PROJECT)
         else:
-            check_channels("AddFusion", shapes, self.in_channels, NCHW)
-            check_all_but_channels("AddFusion", shapes, NCHW)
+            check_maps_match("AddFusion", xs, TORCH, self.in_channels)
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
         if self.in_channels is not None:
+            if self._first_conv is not None:
+                weight = self.proj[self._first_conv].weight
+                xs = [like_weights(x, weight) for x in xs]
             xs = [p(x) for p, x in zip(self.proj, xs)]
         out = xs[0]
-        for x in xs[1:]:
-            out = out + x
+        for i in range(1, len(xs)):
+            out = out + xs[i]
         return out
 
     def extra_repr(self) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fusion_lib._checks import NCHW, check_map, check_reduction
+from fusion_lib._checks import check_input_map, check_reduction
+from fusion_lib.torch._base import TORCH, like_weights
 
 BAM_COMBINE = ("sum", "product")
 
@@ -21,10 +22,8 @@ def channel_pool(x: torch.Tensor) -> torch.Tensor:
     decides which input channel of the following 7x7 conv sees which map.
     Taught in the chapter on spatial and mixed attention.
     """
-    check_map("channel_pool", tuple(x.shape), NCHW)
-    return torch.cat(
-        [x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1
-    )
+    check_input_map("channel_pool", x, TORCH)
+    return torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
 
 
 class ChannelAttention(nn.Module):
@@ -37,20 +36,28 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
-        self.channels = channels
+        self.channels, self.reduction = channels, reduction
         hidden = check_reduction("ChannelAttention", channels, reduction)
         self.mlp = nn.Sequential(
             nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels)
         )
 
+    def check_inputs(self, x) -> None:
+        check_input_map("ChannelAttention", x, TORCH, self.channels)
+
     def gates(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, C, 1, 1), one weight in (0, 1) per channel."""
-        check_map("ChannelAttention", tuple(x.shape), NCHW, self.channels)
+        self.check_inputs(x)
+        x = like_weights(x, self.mlp[0].weight)
         logits = self.mlp(x.mean(dim=(2, 3))) + self.mlp(x.amax(dim=(2, 3)))
         return torch.sigmoid(logits)[:, :, None, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gates(x)
+        gates = self.gates(x)  # checks x first
+        return like_weights(x, self.mlp[0].weight) * gates
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, reduction={self.reduction}"
 
 
 class SpatialAttention(nn.Module):
@@ -72,12 +79,21 @@ class SpatialAttention(nn.Module):
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01)
 
+    def check_inputs(self, x) -> None:
+        check_input_map("SpatialAttention", x, TORCH)
+
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, 1, H, W), one weight in (0, 1) per pixel."""
-        return torch.sigmoid(self.bn(self.conv(channel_pool(x))))
+        self.check_inputs(x)
+        pooled = channel_pool(like_weights(x, self.conv.weight))
+        return torch.sigmoid(self.bn(self.conv(pooled)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention_map(x)
+        weights = self.attention_map(x)  # checks x first
+        return like_weights(x, self.conv.weight) * weights
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
 
 
 class CBAM(nn.Module):
@@ -90,13 +106,26 @@ class CBAM(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
         super().__init__()
-        self.channels = channels
+        self.channels, self.reduction, self.kernel_size = (
+            channels,
+            reduction,
+            kernel_size,
+        )
         self.channel = ChannelAttention(channels, reduction)
         self.spatial = SpatialAttention(kernel_size)
 
+    def check_inputs(self, x) -> None:
+        check_input_map("CBAM", x, TORCH, self.channels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_map("CBAM", tuple(x.shape), NCHW, self.channels)
+        self.check_inputs(x)
         return self.spatial(self.channel(x))
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, reduction={self.reduction}, "
+            f"kernel_size={self.kernel_size}"
+        )
 
 
 class BAM(nn.Module):
@@ -126,7 +155,8 @@ class BAM(nn.Module):
                 f"BAM combine must be one of {BAM_COMBINE} (the paper sums the "
                 f"branches, the official code multiplies them); got {combine!r}."
             )
-        self.channels, self.combine = channels, combine
+        self.channels, self.reduction, self.dilation = channels, reduction, dilation
+        self.combine = combine
         hidden = check_reduction("BAM", channels, reduction)
         self.channel = nn.Sequential(
             nn.Linear(channels, hidden),
@@ -149,15 +179,23 @@ class BAM(nn.Module):
             nn.Conv2d(hidden, 1, 1),
         )
 
+    def check_inputs(self, x) -> None:
+        check_input_map("BAM", x, TORCH, self.channels)
+
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """sigmoid(M_c + M_s) or sigmoid(M_c * M_s): (N, C, H, W), values in (0, 1)."""
-        check_map("BAM", tuple(x.shape), NCHW, self.channels)
+        self.check_inputs(x)
+        x = like_weights(x, self.spatial[0].weight)
         m_c = self.channel(x.mean(dim=(2, 3)))[:, :, None, None]
         m_s = self.spatial(x)
         return torch.sigmoid(m_c + m_s if self.combine == "sum" else m_c * m_s)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (1 + self.attention_map(x))
+        weights = self.attention_map(x)  # checks x first
+        return like_weights(x, self.spatial[0].weight) * (1 + weights)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, combine={self.combine!r}"
+        return (
+            f"channels={self.channels}, reduction={self.reduction}, "
+            f"dilation={self.dilation}, combine={self.combine!r}"
+        )

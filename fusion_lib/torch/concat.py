@@ -10,12 +10,15 @@ from torch import nn
 
 from fusion_lib._checks import (
     NCHW,
-    as_tensor_list,
     center_crop_box,
-    check_all_but_channels,
-    check_rank4,
+    check_map,
+    check_maps_match,
+    check_tensor,
+    check_unet_skip,
     pad_amounts,
+    target_size,
 )
+from fusion_lib.torch._base import TORCH
 
 
 class ConcatFusion(nn.Module):
@@ -27,8 +30,7 @@ class ConcatFusion(nn.Module):
     """
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("ConcatFusion", xs)
-        check_all_but_channels("ConcatFusion", [tuple(x.shape) for x in xs], NCHW)
+        check_maps_match("ConcatFusion", xs, TORCH)
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
@@ -40,12 +42,13 @@ def center_crop(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.
 
     x: (N, C, H, W) -> (N, C, h, w), the window starting at
     ((H - h) // 2, (W - w) // 2), as the original U-Net crops its encoder maps.
+    Any dtype (it only slices), so it crops label maps too.
     Taught in the chapter on concatenation.
     """
-    if isinstance(like, torch.Tensor):
-        check_rank4("center_crop", [tuple(like.shape)], NCHW)
-        like = tuple(like.shape[2:])
-    top, left, h, w = center_crop_box(tuple(x.shape), like, NCHW)
+    shape = check_tensor("center_crop", "x", x, TORCH)
+    check_map("center_crop", shape, NCHW)
+    target = target_size("center_crop", like, TORCH)
+    top, left, h, w = center_crop_box("center_crop", shape, target, NCHW)
     return x[:, :, top : top + h, left : left + w]
 
 
@@ -71,22 +74,21 @@ class UNetSkipMerge(nn.Module):
         self.mode = mode
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("UNetSkipMerge", xs, min_count=2)
-        if len(xs) != 2:
-            raise ValueError(f"UNetSkipMerge takes [up, skip]; got {len(xs)} tensors.")
-        check_rank4("UNetSkipMerge", [tuple(x.shape) for x in xs], NCHW)
+        check_unet_skip(
+            "UNetSkipMerge", xs, TORCH, f"mode={self.mode!r}", 1, form="[up, skip]"
+        )
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
         up, skip = xs
+        (h, w), (H, W) = up.shape[2:], skip.shape[2:]
         if self.mode == "crop":
-            skip = center_crop(skip, up)
+            top, left = (H - h) // 2, (W - w) // 2  # center_crop's window
+            skip = skip[:, :, top : top + h, left : left + w]
         else:
-            top, bottom, left, right = pad_amounts(
-                tuple(up.shape[2:]), tuple(skip.shape[2:])
-            )
+            top, bottom, left, right = pad_amounts((h, w), (H, W))
             up = nn.functional.pad(up, (left, right, top, bottom))
-        return ConcatFusion()([up, skip])
+        return torch.cat([up, skip], dim=1)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"

@@ -9,35 +9,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fusion_lib._checks import NCHW, as_tensor_list
-from fusion_lib._checks_tokens import (
+from fusion_lib._checks import (
+    NCHW,
     check_features,
     check_heads,
     check_map_or_features,
     check_mask,
     check_pair,
     check_same_batch,
+    check_tensors,
     check_tokens,
+    check_vectors,
     check_width,
 )
+from fusion_lib.torch._base import TORCH, like_weights
 from fusion_lib.torch.selfattention import (
     attention_weights,
     head_mask,
     multi_head_attention,
     split_heads,
 )
-
-
-def _two_vectors(op: str, xs, in_features: tuple[int, int]) -> None:
-    xs = as_tensor_list(op, xs)
-    if len(xs) != 2:
-        raise ValueError(
-            f"{op} fuses exactly two modalities, [x_1, x_2]; got {len(xs)} tensors."
-        )
-    shapes = {f"x_{i + 1}": tuple(x.shape) for i, x in enumerate(xs)}
-    for (name, shape), d in zip(shapes.items(), in_features):
-        check_features(op, name, shape, d)
-    check_same_batch(op, shapes)
 
 
 class FiLM(nn.Module):
@@ -65,18 +56,22 @@ class FiLM(nn.Module):
         self.generator = nn.Linear(cond_features, 2 * channels)
 
     def check_inputs(self, x, cond) -> None:
-        shape = tuple(x.shape)
-        check_map_or_features("FiLM", shape, NCHW, self.channels)
-        check_features("FiLM", "cond", tuple(cond.shape), self.cond_features)
-        check_same_batch("FiLM", {"x": shape, "cond": tuple(cond.shape)})
+        shapes = check_tensors("FiLM", {"x": x, "cond": cond}, TORCH)
+        check_map_or_features("FiLM", shapes["x"], NCHW, self.channels)
+        check_features(
+            "FiLM", "cond", shapes["cond"], self.cond_features, "cond_features"
+        )
+        check_same_batch("FiLM", shapes)
 
     def coefficients(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(gamma, beta) = (1 + delta, beta): (N, cond_features) -> two (N, C)."""
+        cond = like_weights(cond, self.generator.weight)
         delta, beta = self.generator(cond).chunk(2, dim=-1)
         return 1 + delta, beta
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         self.check_inputs(x, cond)
+        x = like_weights(x, self.generator.weight)
         gamma, beta = self.coefficients(cond)
         if x.dim() == 4:
             gamma, beta = gamma[:, :, None, None], beta[:, :, None, None]
@@ -108,15 +103,17 @@ class GatedMultimodalUnit(nn.Module):
         self.gate = nn.Linear(sum(self.in_features), out_features)
 
     def check_inputs(self, xs) -> None:
-        _two_vectors("GatedMultimodalUnit", xs, self.in_features)
+        check_vectors("GatedMultimodalUnit", xs, TORCH, self.in_features)
 
     def gates(self, xs: list[torch.Tensor]) -> torch.Tensor:
         """z = sigmoid(W_z [x_1; x_2] + b_z): (N, out_features), the weight of x_1."""
         self.check_inputs(xs)
-        return torch.sigmoid(self.gate(torch.cat(list(xs), dim=-1)))
+        xs = [like_weights(x, self.gate.weight) for x in xs]
+        return torch.sigmoid(self.gate(torch.cat(xs, dim=-1)))
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        z = self.gates(xs)
+        z = self.gates(xs)  # checks xs first
+        xs = [like_weights(x, self.gate.weight) for x in xs]
         h1, h2 = (torch.tanh(p(x)) for p, x in zip(self.proj, xs))
         return z * h1 + (1 - z) * h2
 
@@ -164,10 +161,11 @@ class LowRankBilinear(nn.Module):
         )
 
     def check_inputs(self, xs) -> None:
-        _two_vectors("LowRankBilinear", xs, self.in_features)
+        check_vectors("LowRankBilinear", xs, TORCH, self.in_features)
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
+        xs = [like_weights(x, self.proj[0].weight) for x in xs]
         p = self.proj[0](xs[0]) * self.proj[1](xs[1])
         s = p.reshape(-1, self.out_features, self.factor).sum(dim=-1)
         s = signed_sqrt(s)
@@ -210,12 +208,12 @@ class CrossAttention(nn.Module):
 
     def check_inputs(self, x, context, mask=None) -> None:
         op = "CrossAttention"
-        check_tokens(op, "x", tuple(x.shape), self.query_dim, "query_dim")
-        check_tokens(
-            op, "context", tuple(context.shape), self.context_dim, "context_dim"
-        )
-        check_same_batch(op, {"x": tuple(x.shape), "context": tuple(context.shape)})
-        check_mask(op, mask, x.shape[0], x.shape[1], context.shape[1])
+        shapes = check_tensors(op, {"x": x, "context": context}, TORCH)
+        check_tokens(op, "x", shapes["x"], self.query_dim, "query_dim")
+        check_tokens(op, "context", shapes["context"], self.context_dim, "context_dim")
+        check_same_batch(op, shapes)
+        (n, lq, _), lk = shapes["x"], shapes["context"][1]
+        check_mask(op, mask, TORCH, n, lq, lk)
 
     def attention_map(
         self,
@@ -225,6 +223,7 @@ class CrossAttention(nn.Module):
     ) -> torch.Tensor:
         """Every head's weights on the context: (N, num_heads, Lq, Lk)."""
         self.check_inputs(x, context, mask)
+        x, context = (like_weights(t, self.q_proj.weight) for t in (x, context))
         h = self.num_heads
         q, k = split_heads(self.q_proj(x), h), split_heads(self.k_proj(context), h)
         return attention_weights(q, k, head_mask(mask))
@@ -236,6 +235,7 @@ class CrossAttention(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         self.check_inputs(x, context, mask)
+        x, context = (like_weights(t, self.q_proj.weight) for t in (x, context))
         q, k, v = self.q_proj(x), self.k_proj(context), self.v_proj(context)
         return self.out_proj(multi_head_attention(q, k, v, self.num_heads, mask))
 

@@ -9,14 +9,12 @@ import torch
 from torch import nn
 
 from fusion_lib._checks import (
-    NCHW,
-    as_tensor_list,
-    check_all_but_channels,
-    check_channels,
-    check_map,
+    check_input_map,
+    check_maps_match,
+    check_maps_same,
     check_reduction,
-    check_same_shapes,
 )
+from fusion_lib.torch._base import TORCH, like_weights
 
 
 class ProductFusion(nn.Module):
@@ -28,17 +26,13 @@ class ProductFusion(nn.Module):
     """
 
     def check_inputs(self, xs) -> None:
-        check_same_shapes(
-            "ProductFusion",
-            [tuple(x.shape) for x in as_tensor_list("ProductFusion", xs)],
-            NCHW,
-        )
+        check_maps_same("ProductFusion", xs, TORCH)
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
         out = xs[0]
-        for x in xs[1:]:
-            out = out * x
+        for i in range(1, len(xs)):
+            out = out * xs[i]
         return out
 
 
@@ -61,24 +55,28 @@ class GatedFusion(nn.Module):
         self.gate = nn.Conv2d(self.gate_channels, channels, kernel_size=1)
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("GatedFusion", xs)
-        if len(xs) != 2:
-            raise ValueError(
-                "GatedFusion takes [x, g] (the map and its gate's source); "
-                f"got {len(xs)} tensors."
-            )
-        shapes = [tuple(x.shape) for x in xs]
-        check_channels("GatedFusion", shapes, [self.channels, self.gate_channels], NCHW)
-        check_all_but_channels("GatedFusion", shapes, NCHW)
+        check_maps_match(
+            "GatedFusion",
+            xs,
+            TORCH,
+            [self.channels, self.gate_channels],
+            ["channels", "gate_channels"],
+            count=2,
+            form="[x, g]",
+        )
 
     def gates(self, g: torch.Tensor) -> torch.Tensor:
         """sigmoid(W g + b): (N, C_g, H, W) -> (N, C, H, W), values in (0, 1)."""
-        return torch.sigmoid(self.gate(g))
+        check_input_map("GatedFusion", g, TORCH, self.gate_channels, "gate_channels")
+        return torch.sigmoid(self.gate(like_weights(g, self.gate.weight)))
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
         x, g = xs
-        return x * self.gates(g)
+        return like_weights(x, self.gate.weight) * self.gates(g)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, gate_channels={self.gate_channels}"
 
 
 class SqueezeExcitation(nn.Module):
@@ -100,14 +98,18 @@ class SqueezeExcitation(nn.Module):
         self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1)
         self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1)
 
+    def check_inputs(self, x) -> None:
+        check_input_map("SqueezeExcitation", x, TORCH, self.channels)
+
     def gates(self, x: torch.Tensor) -> torch.Tensor:
         """The excitation: (N, C, H, W) -> (N, C, 1, 1), one gate in (0, 1) each."""
-        check_map("SqueezeExcitation", tuple(x.shape), NCHW, self.channels)
-        squeezed = x.mean(dim=(2, 3), keepdim=True)
+        self.check_inputs(x)
+        squeezed = like_weights(x, self.fc1.weight).mean(dim=(2, 3), keepdim=True)
         return torch.sigmoid(self.fc2(torch.relu(self.fc1(squeezed))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gates(x)
+        gates = self.gates(x)  # checks x first
+        return like_weights(x, self.fc1.weight) * gates
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, reduction={self.reduction}"

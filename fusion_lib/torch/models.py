@@ -8,13 +8,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fusion_lib.data import VOCAB
 from fusion_lib.torch.add import AddFusion
 from fusion_lib.torch.attention import BAM, CBAM
 from fusion_lib.torch.concat import ConcatFusion
+from fusion_lib.torch.crossmodal import (
+    CrossAttention,
+    FiLM,
+    GatedMultimodalUnit,
+    LowRankBilinear,
+)
 from fusion_lib.torch.gating import SqueezeExcitation
 from fusion_lib.torch.pooling import FlattenHead, GAPHead
 from fusion_lib.torch.pyramid import FeaturePyramid
 from fusion_lib.torch.reduce import ConcatReduce, resize_to
+from fusion_lib.torch.selfattention import MultiHeadSelfAttention
 
 ATTENTION_BLOCKS = ("none", "se", "cbam", "bam")
 ATTENTION_POSITIONS = ("head", "middle")
@@ -416,3 +424,283 @@ class TinyUNet(nn.Module):
         if self.skip == "none":
             e1, e2 = torch.zeros_like(e1), torch.zeros_like(e2)
         return self.head(self.up1([self.up2([b, e2]), e1]))
+
+
+TWO_SCALE_FUSIONS = ("concat", "se", "cbam", "nonlocal", "transformer")
+
+
+class TwoScaleNet(nn.Module):
+    """A small CNN that computes a fine and a coarse map of one image and fuses them.
+
+    x: (N, C_in, size, size), size even -> logits (N, num_classes).
+    fine = ReLU(conv3x3(x)), C_in -> 16 at size x size; coarse =
+    ReLU(conv3x3(maxpool2(fine))), 16 -> 32 at size/2 x size/2, "same" padding.
+    fusion="concat": m = ConcatReduce([16, 32], width)([fine, up(coarse)]) (1x1 conv,
+    BN, ReLU; up = nearest resize to the fine map's size), h = ReLU(conv3x3(m));
+    "se", "cbam", "nonlocal": the same h, then SqueezeExcitation(width, 4), CBAM(width,
+    4) or NonLocalBlock(width) (sub-sampled keys) on it;
+    "transformer": h = TransformerFusion([16, 32], width, num_heads, [(size, size),
+    (size/2, size/2)]) of [fine, coarse], every pixel of both maps a token;
+    logits = Linear(mean of h over all its positions), width -> num_classes.
+    The backbone and the classifier are shared; `width` sets each fusion's parameter
+    budget (the experiment picks one per fusion so that the totals agree).
+    Taught in the chapter on self-attention.
+    """
+
+    def __init__(
+        self,
+        fusion: str = "concat",
+        in_channels: int = 1,
+        width: int = 32,
+        num_heads: int = 4,
+        size: int = 8,
+        num_classes: int = 10,
+    ):
+        super().__init__()
+        from fusion_lib.torch.selfattention import NonLocalBlock
+        from fusion_lib.torch.transformer import TransformerFusion
+
+        if fusion not in TWO_SCALE_FUSIONS:
+            raise ValueError(
+                f"TwoScaleNet fusion must be one of {TWO_SCALE_FUSIONS}; "
+                f"got {fusion!r}."
+            )
+        if size < 2 or size % 2:
+            raise ValueError(
+                f"TwoScaleNet needs an even size >= 2 (the coarse map is size / 2); "
+                f"got size={size}."
+            )
+        self.fusion_mode = fusion
+        self.fine = nn.Conv2d(in_channels, 16, 3, padding=1)
+        self.coarse = nn.Conv2d(16, 32, 3, padding=1)
+        if fusion == "transformer":
+            sizes = [(size, size), (size // 2, size // 2)]
+            self.fuse = TransformerFusion([16, 32], width, num_heads, sizes)
+        else:
+            self.fuse = ConcatReduce([16, 32], width)
+            self.mix = nn.Conv2d(width, width, 3, padding=1)
+            self.block = (
+                nn.Identity()
+                if fusion == "concat"
+                else SqueezeExcitation(width, 4)
+                if fusion == "se"
+                else CBAM(width, 4)
+                if fusion == "cbam"
+                else NonLocalBlock(width)
+            )
+        self.classifier = nn.Linear(width, num_classes)
+
+    def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """fine (N, 16, size, size) and coarse (N, 32, size/2, size/2)."""
+        fine = torch.relu(self.fine(x))
+        return [fine, torch.relu(self.coarse(nn.functional.max_pool2d(fine, 2)))]
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The fused maps the classifier averages, each (N, width, h, w)."""
+        fine, coarse = self.backbone(x)
+        if self.fusion_mode == "transformer":
+            return self.fuse([fine, coarse])
+        m = self.fuse([fine, resize_to(coarse, fine, mode="nearest")])
+        return [self.block(torch.relu(self.mix(m)))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([h.flatten(2) for h in self.features(x)], dim=2).mean(2)
+        return self.classifier(pooled)
+
+
+# -- Visual question answering: one network, nine fusions (cross-modal fusion) --------
+
+VQA_FUSIONS = (
+    "late",
+    "early",
+    "concat",
+    "product",
+    "film",
+    "gmu",
+    "mfb",
+    "cross_attn",
+    "joint_attn",
+)
+
+
+def check_digit_vqa_net(fusion: str, width: int, num_heads: int) -> None:
+    """DigitVQANet's arguments, refused with advice (shared by both halves' checks)."""
+    if fusion not in VQA_FUSIONS:
+        raise ValueError(
+            f"DigitVQANet fusion must be one of {VQA_FUSIONS}; got {fusion!r}."
+        )
+    if width % num_heads:
+        raise ValueError(
+            f"DigitVQANet width={width} must be divisible by num_heads={num_heads} "
+            "(the attention fusions split it into heads)."
+        )
+
+
+def check_vqa_inputs(inputs, vocab_size: int) -> None:
+    """DigitVQANet's inputs = (images, questions), refused with advice."""
+    if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+        got = tuple(inputs.shape) if hasattr(inputs, "shape") else type(inputs).__name__
+        raise ValueError(
+            "DigitVQANet takes one argument, inputs = (images, questions): images "
+            f"(N, 1, H, W) and token ids (N, L); got {got}."
+        )
+    images, questions = inputs
+    img, qs = tuple(images.shape), tuple(questions.shape)
+    if len(img) != 4 or img[1] != 1:
+        nhwc = len(img) == 4 and img[-1] == 1
+        hint = " That is NHWC: use images.permute(0, 3, 1, 2)." if nhwc else ""
+        raise ValueError(
+            f"DigitVQANet images must be (N, 1, H, W), NCHW with one channel; got "
+            f"{img}.{hint}"
+        )
+    if len(qs) != 2 or questions.is_floating_point():
+        raise ValueError(
+            f"DigitVQANet questions must be integer token ids (N, L); got shape {qs}, "
+            f"dtype {questions.dtype}. Encode them with "
+            "fusion_lib.data.encode_question."
+        )
+    if img[0] != qs[0]:
+        raise ValueError(
+            f"DigitVQANet got {img[0]} images but {qs[0]} questions; pass one "
+            "question per image (repeat an image to ask it several questions)."
+        )
+    if qs[0] * qs[1] and not 0 <= int(questions.min()) <= int(questions.max()) < (
+        vocab_size
+    ):
+        raise ValueError(
+            f"DigitVQANet token ids must lie in [0, {vocab_size}) (vocab_size); got "
+            f"ids from {int(questions.min())} to {int(questions.max())}."
+        )
+
+
+class DigitVQANet(nn.Module):
+    """Answers yes/no questions about an 8x8 digit: one network, nine fusions.
+
+    inputs = (images (N, 1, 8, 8) float, questions (N, L) int token ids) -> logits
+    (N, num_answers). D = width.
+    Image: h = conv3x3(ReLU(conv3x3(x))) (1 -> D -> D, "same"), m = maxpool2(ReLU(h)),
+    (N, D, 4, 4); its tokens t_img = m as 16 vectors (N, 16, D), its vector
+    v = mean_hw(m) (N, D). Question: word embeddings t_q = E[questions] (N, L, D)
+    (E: (vocab_size, D), a plain parameter), q = mean_L(t_q) (N, D).
+    fusion, where the question meets the image:
+    "late": logits = A_v(v) + A_q(q), two per-modality answer MLPs D -> D -> answers,
+    summed (late fusion of per-modality predictions);
+    "early": the raw question, its bag of words (vocab_size word counts), tiled over
+    the pixels and concatenated to x as input channels of the first conv
+    (1 + vocab_size -> D; no word embedding); f = v;
+    "concat": f = [v; q] (2D); "product": f = (P v + b_P) * (Q q + b_Q), P, Q: D -> D;
+    "film": h = FiLM(D, D)(h, q) before the ReLU, f = v;
+    "gmu": f = GatedMultimodalUnit((D, D), D)([v, q]);
+    "mfb": f = LowRankBilinear((D, D), D, factor)([v, q]);
+    "cross_attn": f = mean_L(t_q + CrossAttention(D, D, num_heads)(t_q, t_img));
+    "joint_attn": z = [t_img + e_0; t_q + e_1] along the sequence (N, 16 + L, D),
+    e = modality embeddings (2, D); z = z + MultiHeadSelfAttention(D, num_heads)(z),
+    f = mean over the 16 + L tokens.
+    Every fusion but "late": logits = W_2 ReLU(W_1 f + b_1) + b_2, W_1: |f| -> D.
+    The variants share the encoders and the answer MLP's shape; only the fusion
+    differs (and with it the parameter count). The padding token is a word like any
+    other (not masked): every question has a fixed length, so nothing is lost.
+    Taught in the chapter on cross-modal fusion.
+    """
+
+    def __init__(
+        self,
+        fusion: str = "film",
+        width: int = 32,
+        vocab_size: int = len(VOCAB),
+        num_heads: int = 4,
+        factor: int = 5,
+        num_answers: int = 2,
+    ):
+        super().__init__()
+        check_digit_vqa_net(fusion, width, num_heads)
+        self.fusion, self.vocab_size, d = fusion, vocab_size, width
+        self.conv1 = nn.Conv2d(
+            1 + (vocab_size if fusion == "early" else 0), d, 3, padding=1
+        )
+        self.conv2 = nn.Conv2d(d, d, 3, padding=1)
+        if fusion != "early":  # early fusion reads the raw words, not embeddings
+            self.word_embedding = nn.Parameter(torch.randn(vocab_size, d))
+        if fusion == "late":
+            self.image_hidden = nn.Linear(d, d)
+            self.image_answer = nn.Linear(d, num_answers)
+            self.question_hidden = nn.Linear(d, d)
+            self.question_answer = nn.Linear(d, num_answers)
+            return
+        if fusion == "film":
+            self.film = FiLM(d, d)
+        elif fusion == "product":
+            self.image_proj, self.question_proj = nn.Linear(d, d), nn.Linear(d, d)
+        elif fusion == "gmu":
+            self.gmu = GatedMultimodalUnit((d, d), d)
+        elif fusion == "mfb":
+            self.mfb = LowRankBilinear((d, d), d, factor)
+        elif fusion == "cross_attn":
+            self.cross = CrossAttention(d, d, num_heads)
+        elif fusion == "joint_attn":
+            self.modality = nn.Parameter(torch.randn(2, d))
+            self.joint = MultiHeadSelfAttention(d, num_heads)
+        self.hidden = nn.Linear(2 * d if fusion == "concat" else d, d)
+        self.answer = nn.Linear(d, num_answers)
+
+    def question_tokens(self, questions: torch.Tensor) -> torch.Tensor:
+        """t_q: (N, L) token ids -> (N, L, D) word embeddings."""
+        return self.word_embedding[questions.long()]
+
+    def bag_of_words(self, questions: torch.Tensor) -> torch.Tensor:
+        """How often each word occurs: (N, L) token ids -> (N, vocab_size)."""
+        one_hot = nn.functional.one_hot(questions.long(), self.vocab_size)
+        return one_hot.sum(dim=1).to(self.conv1.weight.dtype)
+
+    def image_map(
+        self, images: torch.Tensor, questions: torch.Tensor
+    ) -> torch.Tensor:
+        """m: (N, 1, H, W) -> (N, D, H/2, W/2); the question enters here for "early"
+        (its bag of words, tiled, as input channels) and "film" (q modulates h)."""
+        x = images
+        if self.fusion == "early":
+            words = self.bag_of_words(questions)[:, :, None, None]
+            x = torch.cat([images, words.expand(-1, -1, *images.shape[2:])], dim=1)
+        h = self.conv2(torch.relu(self.conv1(x)))
+        if self.fusion == "film":
+            h = self.film(h, self.question_tokens(questions).mean(dim=1))
+        return nn.functional.max_pool2d(torch.relu(h), 2)
+
+    def fused(self, inputs) -> torch.Tensor:
+        """f, the fused vector the answer MLP reads (not defined for "late")."""
+        images, questions = inputs
+        m = self.image_map(images, questions)
+        v = m.mean(dim=(2, 3))
+        if self.fusion in ("early", "film"):
+            return v  # the question already shaped the image map
+        t_q = self.question_tokens(questions)
+        q = t_q.mean(dim=1)
+        t_img = m.flatten(2).transpose(1, 2)  # (N, 16, D), row-major positions
+        if self.fusion == "concat":
+            return torch.cat([v, q], dim=1)
+        if self.fusion == "product":
+            return self.image_proj(v) * self.question_proj(q)
+        if self.fusion == "gmu":
+            return self.gmu([v, q])
+        if self.fusion == "mfb":
+            return self.mfb([v, q])
+        if self.fusion == "cross_attn":
+            return (t_q + self.cross(t_q, t_img)).mean(dim=1)
+        if self.fusion == "joint_attn":
+            z = torch.cat([t_img + self.modality[0], t_q + self.modality[1]], dim=1)
+            return (z + self.joint(z)).mean(dim=1)
+
+    def modality_logits(self, inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """"late" only: the image's and the question's own answer logits."""
+        images, questions = inputs
+        q = self.question_tokens(questions).mean(dim=1)
+        v = self.image_map(images, questions).mean(dim=(2, 3))
+        image = self.image_answer(torch.relu(self.image_hidden(v)))
+        return image, self.question_answer(torch.relu(self.question_hidden(q)))
+
+    def forward(self, inputs) -> torch.Tensor:
+        check_vqa_inputs(inputs, self.vocab_size)
+        if self.fusion == "late":
+            image, question = self.modality_logits(inputs)
+            return image + question
+        return self.answer(torch.relu(self.hidden(self.fused(inputs))))

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fusion_lib._checks import NCHW, check_hw_size, check_map
+from fusion_lib._checks import NCHW, check_hw_size, check_input_map
+from fusion_lib.torch._base import TORCH, like_weights
 
 
 class GlobalPool(nn.Module):
@@ -26,8 +27,11 @@ class GlobalPool(nn.Module):
             raise ValueError(f"GlobalPool mode must be 'avg' or 'max'; got {mode!r}.")
         self.mode, self.keepdims = mode, keepdims
 
+    def check_inputs(self, x) -> None:
+        check_input_map("GlobalPool", x, TORCH)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_map("GlobalPool", tuple(x.shape), NCHW)
+        self.check_inputs(x)
         if self.mode == "avg":
             return x.mean(dim=(2, 3), keepdim=self.keepdims)
         return x.amax(dim=(2, 3), keepdim=self.keepdims)
@@ -48,18 +52,30 @@ class FlattenHead(nn.Module):
     def __init__(self, in_channels: int, height: int, width: int, num_classes: int):
         super().__init__()
         self.in_channels, self.height, self.width = in_channels, height, width
+        self.num_classes = num_classes
         self.fc = nn.Linear(in_channels * height * width, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_map("FlattenHead", tuple(x.shape), NCHW, self.in_channels)
+    def check_inputs(self, x) -> None:
+        shape = check_input_map(
+            "FlattenHead", x, TORCH, self.in_channels, "in_channels"
+        )
         check_hw_size(
             "FlattenHead",
-            tuple(x.shape),
+            shape,
             NCHW,
             (self.height, self.width),
             "A flatten head fixes the input size; GAPHead accepts any.",
         )
-        return self.fc(x.flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_inputs(x)
+        return self.fc(like_weights(x, self.fc.weight).flatten(1))
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, height={self.height}, "
+            f"width={self.width}, num_classes={self.num_classes}"
+        )
 
 
 class GAPHead(nn.Module):
@@ -74,10 +90,16 @@ class GAPHead(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
-        self.in_channels = in_channels
+        self.in_channels, self.num_classes = in_channels, num_classes
         self.pool = GlobalPool("avg")
         self.fc = nn.Linear(in_channels, num_classes)
 
+    def check_inputs(self, x) -> None:
+        check_input_map("GAPHead", x, TORCH, self.in_channels, "in_channels")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_map("GAPHead", tuple(x.shape), NCHW, self.in_channels)
-        return self.fc(self.pool(x))
+        self.check_inputs(x)
+        return self.fc(self.pool(like_weights(x, self.fc.weight)))
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, num_classes={self.num_classes}"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fusion_lib._checks import NCHW, as_tensor_list, check_pyramid
+from fusion_lib._checks import check_pyramid
+from fusion_lib.torch._base import TORCH, like_weights
 from fusion_lib.torch.reduce import resize_to
 
 
@@ -49,13 +50,11 @@ class FeaturePyramid(nn.Module):
         )
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("FeaturePyramid", xs, min_count=1)
-        check_pyramid(
-            "FeaturePyramid", [tuple(x.shape) for x in xs], self.in_channels, NCHW
-        )
+        check_pyramid("FeaturePyramid", xs, TORCH, self.in_channels)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         self.check_inputs(xs)
+        xs = [like_weights(x, self.lateral_convs[0].weight) for x in xs]
         merged = self.lateral_convs[-1](xs[-1])
         outs = [self.output_convs[-1](merged)]
         for i in range(len(xs) - 2, -1, -1):

@@ -9,13 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fusion_lib._checks import (
-    NCHW,
-    as_tensor_list,
-    check_all_but_channels,
-    check_channels,
-    check_map,
-)
+from fusion_lib._checks import check_input_map, check_maps_match, target_size
+from fusion_lib.torch._base import TORCH, like_weights
 
 RESIZE_MODES = ("bilinear", "nearest")
 
@@ -33,15 +28,14 @@ def resize_to(
     mode="nearest": torch's "nearest-exact" (half-pixel rounding), which matches TF's
     "nearest"; torch's plain "nearest" floors instead and differs from TF on non-integer
     scale factors.
+    x must be floating point in both modes (torch cannot resize integer maps): to
+    resize a label map, cast it, resize with mode="nearest", and cast it back.
     Taught in the chapter on concatenation followed by reduction.
     """
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize_to mode must be one of {RESIZE_MODES}; got {mode!r}.")
-    check_map("resize_to", tuple(x.shape), NCHW)
-    if isinstance(like, torch.Tensor):
-        check_map("resize_to", tuple(like.shape), NCHW)
-        like = tuple(like.shape[2:])
-    size = tuple(int(d) for d in like)
+    check_input_map("resize_to", x, TORCH)
+    size = target_size("resize_to", like, TORCH)
     if mode == "bilinear":
         return nn.functional.interpolate(
             x, size=size, mode="bilinear", align_corners=False
@@ -87,6 +81,7 @@ class ConcatReduce(nn.Module):
             mode,
             split_weights,
         )
+        self.use_norm, self.use_act = norm, act
         total = sum(self.in_channels)
         if mode == "conv":
             self.reduce = nn.Conv2d(
@@ -98,9 +93,7 @@ class ConcatReduce(nn.Module):
         self.act = nn.ReLU() if act else nn.Identity()
 
     def check_inputs(self, xs) -> None:
-        shapes = [tuple(x.shape) for x in as_tensor_list("ConcatReduce", xs)]
-        check_channels("ConcatReduce", shapes, self.in_channels, NCHW)
-        check_all_but_channels("ConcatReduce", shapes, NCHW)
+        check_maps_match("ConcatReduce", xs, TORCH, self.in_channels)
 
     def weight_matrix(self) -> torch.Tensor:
         """W as a (C_out, sum_i C_i) matrix, whichever mode holds it."""
@@ -108,6 +101,7 @@ class ConcatReduce(nn.Module):
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
+        xs = [like_weights(x, self.reduce.weight) for x in xs]
         y = self._split_form(xs) if self.split_weights else self._concat_form(xs)
         return self.act(self.norm(y))
 
@@ -141,5 +135,6 @@ class ConcatReduce(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
-            f"mode={self.mode!r}, split_weights={self.split_weights}"
+            f"mode={self.mode!r}, norm={self.use_norm}, act={self.use_act}, "
+            f"split_weights={self.split_weights}"
         )

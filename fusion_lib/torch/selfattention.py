@@ -10,14 +10,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fusion_lib._checks import NCHW, check_map
-from fusion_lib._checks_tokens import (
+from fusion_lib._checks import (
     check_attention,
+    check_attention_module,
     check_heads,
+    check_input_map,
     check_mask,
+    check_port_mask,
+    check_tensors,
     check_tokens,
     check_width,
 )
+from fusion_lib.torch._base import TORCH, like_weights
+
+
+def _common_dtype(*xs: torch.Tensor) -> list[torch.Tensor]:
+    """q, k (and v) in one dtype, promoted as torch.cat and + would; matmul refuses
+    a mix.
+    """
+    dtype = xs[0].dtype
+    for x in xs[1:]:
+        dtype = torch.promote_types(dtype, x.dtype)
+    return [x if x.dtype is dtype else x.to(dtype) for x in xs]
 
 
 def attention_weights(
@@ -33,6 +47,8 @@ def attention_weights(
     does, instead of the NaN of a softmax over -inf alone.
     Taught in the chapter on self-attention.
     """
+    check_attention("attention_weights", TORCH, {"q": q, "k": k}, mask)
+    q, k = _common_dtype(q, k)
     scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
     if mask is None:
         return scores.softmax(dim=-1)
@@ -55,7 +71,9 @@ def scaled_dot_product_attention(
     boolean mask (a float attn_mask there is added to the scores instead).
     Taught in the chapter on self-attention.
     """
-    check_attention(tuple(q.shape), tuple(k.shape), tuple(v.shape), mask)
+    op = "scaled_dot_product_attention"
+    check_attention(op, TORCH, {"q": q, "k": k, "v": v}, mask)
+    q, k, v = _common_dtype(q, k, v)
     return attention_weights(q, k, mask) @ v
 
 
@@ -133,9 +151,10 @@ class MultiHeadSelfAttention(nn.Module):
 
     def check_inputs(self, x, mask=None) -> None:
         op = "MultiHeadSelfAttention"
-        check_tokens(op, "x", tuple(x.shape), self.embed_dim, "embed_dim")
-        n, length, _ = x.shape
-        check_mask(op, mask, n, length, length)
+        shape = check_tensors(op, {"x": x}, TORCH)["x"]
+        check_tokens(op, "x", shape, self.embed_dim, "embed_dim")
+        n, length, _ = shape
+        check_mask(op, mask, TORCH, n, length, length)
 
     def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, L, E) -> q, k, v, each (N, num_heads, L, E // num_heads)."""
@@ -150,14 +169,14 @@ class MultiHeadSelfAttention(nn.Module):
     ) -> torch.Tensor:
         """The attention weights of every head: (N, L, E) -> (N, num_heads, L, L)."""
         self.check_inputs(x, mask)
-        q, k, _ = self.qkv(x)
+        q, k, _ = self.qkv(like_weights(x, self.in_proj.weight))
         return attention_weights(q, k, head_mask(mask))
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         self.check_inputs(x, mask)
-        q, k, v = self.qkv(x)
+        q, k, v = self.qkv(like_weights(x, self.in_proj.weight))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=head_mask(mask))
         return self.out_proj(merge_heads(out))
 
@@ -172,6 +191,8 @@ def torch_mask_kwargs(mask: torch.Tensor | None, num_heads: int) -> dict:
     repeated per head, (N * num_heads, Lq, Lk)}; None -> {}.
     Taught in the chapter on self-attention.
     """
+    check_port_mask("torch_mask_kwargs", mask, TORCH)
+    check_width("torch_mask_kwargs", "num_heads", num_heads)
     if mask is None:
         return {}
     if mask.dim() == 2:
@@ -188,6 +209,10 @@ def multihead_to_torch(attn: nn.Module) -> nn.MultiheadAttention:
     **torch_mask_kwargs(mask, num_heads) and need_weights=False; out[0] equals ours.
     Taught in the chapter on self-attention.
     """
+    from fusion_lib.torch.crossmodal import CrossAttention  # it imports this module
+
+    classes = (MultiHeadSelfAttention, CrossAttention)
+    check_attention_module("multihead_to_torch", attn, classes)
     if hasattr(attn, "in_proj"):  # MultiHeadSelfAttention
         e, kdim = attn.embed_dim, attn.embed_dim
         w, b = attn.in_proj.weight, attn.in_proj.bias
@@ -217,6 +242,7 @@ def multihead_from_torch(mha: nn.MultiheadAttention) -> MultiHeadSelfAttention:
     with kdim = vdim = embed_dim, bias=True and no add_bias_kv / add_zero_attn.
     Taught in the chapter on self-attention.
     """
+    check_attention_module("multihead_from_torch", mha, (nn.MultiheadAttention,))
     packed = mha.in_proj_weight is not None
     if not packed or mha.in_proj_bias is None or mha.bias_k is not None:
         raise ValueError(
@@ -271,7 +297,7 @@ class NonLocalBlock(nn.Module):
         nn.init.zeros_(self.bn.weight)  # gamma = 0: the block starts as the identity
 
     def check_inputs(self, x) -> None:
-        check_map("NonLocalBlock", tuple(x.shape), NCHW, self.channels)
+        check_input_map("NonLocalBlock", x, TORCH, self.channels)
         h, w = x.shape[2:]
         if self.subsample and (h < 2 or w < 2):
             raise ValueError(
@@ -287,12 +313,14 @@ class NonLocalBlock(nn.Module):
     def affinity(self, x: torch.Tensor) -> torch.Tensor:
         """The attention matrix A: (N, C, H, W) -> (N, H*W, H'*W'), rows sum to 1."""
         self.check_inputs(x)
+        x = like_weights(x, self.theta.weight)
         theta = self.theta(x).flatten(2).transpose(1, 2)  # (N, HW, inner)
         phi = self._keys(self.phi, x).flatten(2).transpose(1, 2)  # (N, H'W', inner)
         return attention_weights(theta, phi)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.affinity(x)
+        a = self.affinity(x)  # checks x first
+        x = like_weights(x, self.theta.weight)
         g = self._keys(self.g, x).flatten(2).transpose(1, 2)  # (N, H'W', inner)
         n, _, h, w = x.shape
         y = (a @ g).transpose(1, 2).reshape(n, self.inner_channels, h, w)

@@ -10,24 +10,17 @@ import torch
 from torch import nn
 
 from fusion_lib._checks import (
-    NCHW,
-    as_tensor_list,
-    check_all_but_channels,
-    check_channels,
-    check_map,
+    check_input_map,
+    check_maps_match,
+    check_stride,
     check_unet_skip,
     pad_amounts,
 )
+from fusion_lib.torch._base import TORCH, like_weights
 from fusion_lib.torch.add import AddFusion
 from fusion_lib.torch.concat import ConcatFusion, center_crop
 
 UNET_MERGES = ("concat", "add")
-
-
-def _check_stride(op: str, stride: int) -> int:
-    if int(stride) != stride or stride < 1:
-        raise ValueError(f"{op}: stride must be a positive integer; got {stride!r}.")
-    return int(stride)
 
 
 class ResidualBlock(nn.Module):
@@ -47,7 +40,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.stride = _check_stride("ResidualBlock", stride)
+        self.stride = check_stride("ResidualBlock", stride)
         self.conv1 = nn.Conv2d(
             in_channels, out_channels, 3, stride=self.stride, padding=1, bias=False
         )
@@ -63,15 +56,18 @@ class ResidualBlock(nn.Module):
         else:
             self.shortcut = nn.Identity()
 
+    def check_inputs(self, x) -> None:
+        check_input_map("ResidualBlock", x, TORCH, self.in_channels, "in_channels")
+
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """F(x), the branch the block adds to its shortcut: (N, C_out, H', W')."""
-        check_map(
-            "ResidualBlock", tuple(x.shape), NCHW, self.in_channels, arg="in_channels"
-        )
+        self.check_inputs(x)
+        x = like_weights(x, self.conv1.weight)
         return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.residual(x) + self.shortcut(x))
+        residual = self.residual(x)  # checks x first
+        return self.relu(residual + self.shortcut(like_weights(x, self.conv1.weight)))
 
     def extra_repr(self) -> str:
         return (
@@ -94,6 +90,7 @@ class DenseLayer(nn.Module):
     def __init__(self, in_channels: int, growth_rate: int, bn_size: int = 4):
         super().__init__()
         self.in_channels, self.growth_rate = int(in_channels), int(growth_rate)
+        self.bn_size = int(bn_size)
         hidden = bn_size * growth_rate
         self.norm1 = nn.BatchNorm2d(in_channels)
         self.relu = nn.ReLU()
@@ -101,12 +98,19 @@ class DenseLayer(nn.Module):
         self.norm2 = nn.BatchNorm2d(hidden)
         self.conv2 = nn.Conv2d(hidden, growth_rate, 3, padding=1, bias=False)
 
+    def check_inputs(self, x) -> None:
+        check_input_map("DenseLayer", x, TORCH, self.in_channels, "in_channels")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_map(
-            "DenseLayer", tuple(x.shape), NCHW, self.in_channels, arg="in_channels"
-        )
-        h = self.conv1(self.relu(self.norm1(x)))
+        self.check_inputs(x)
+        h = self.conv1(self.relu(self.norm1(like_weights(x, self.conv1.weight))))
         return self.conv2(self.relu(self.norm2(h)))
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, growth_rate={self.growth_rate}, "
+            f"bn_size={self.bn_size}"
+        )
 
 
 class DenseBlock(nn.Module):
@@ -131,6 +135,7 @@ class DenseBlock(nn.Module):
                 f"num_layers={num_layers}, growth_rate={growth_rate}, "
                 f"bn_size={bn_size}."
             )
+        self.num_layers, self.bn_size = int(num_layers), int(bn_size)
         self.in_channels, self.growth_rate = int(in_channels), int(growth_rate)
         self.out_channels = self.in_channels + num_layers * self.growth_rate
         self.dense_layers = nn.ModuleList(
@@ -138,19 +143,20 @@ class DenseBlock(nn.Module):
             for i in range(num_layers)
         )
 
+    def check_inputs(self, x) -> None:
+        check_input_map("DenseBlock", x, TORCH, self.in_channels, "in_channels")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_map(
-            "DenseBlock", tuple(x.shape), NCHW, self.in_channels, arg="in_channels"
-        )
-        features = [x]
+        self.check_inputs(x)
+        features = [like_weights(x, self.dense_layers[0].conv1.weight)]
         for layer in self.dense_layers:
             features.append(layer(torch.cat(features, dim=1)))
         return torch.cat(features, dim=1)
 
     def extra_repr(self) -> str:
         return (
-            f"in_channels={self.in_channels}, growth_rate={self.growth_rate}, "
-            f"out_channels={self.out_channels}"
+            f"num_layers={self.num_layers}, in_channels={self.in_channels}, "
+            f"growth_rate={self.growth_rate}, bn_size={self.bn_size}"
         )
 
 
@@ -171,11 +177,16 @@ class Transition(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
         self.pool = nn.AvgPool2d(2, stride=2)
 
+    def check_inputs(self, x) -> None:
+        check_input_map("Transition", x, TORCH, self.in_channels, "in_channels")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_map(
-            "Transition", tuple(x.shape), NCHW, self.in_channels, arg="in_channels"
-        )
+        self.check_inputs(x)
+        x = like_weights(x, self.conv.weight)
         return self.pool(self.conv(self.relu(self.norm(x))))
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, out_channels={self.out_channels}"
 
 
 class UNetUp(nn.Module):
@@ -227,12 +238,15 @@ class UNetUp(nn.Module):
         )
 
     def check_inputs(self, xs) -> None:
-        xs = as_tensor_list("UNetUp", xs)
-        if len(xs) != 2:
-            raise ValueError(f"UNetUp takes [x, skip]; got {len(xs)} tensors.")
-        shapes = [tuple(t.shape) for t in xs]
-        check_channels("UNetUp", shapes, [self.in_channels, self.skip_channels], NCHW)
-        check_unet_skip("UNetUp", *shapes, NCHW, self.crop)
+        check_unet_skip(
+            "UNetUp",
+            xs,
+            TORCH,
+            f"crop={self.crop}",
+            2,
+            [self.in_channels, self.skip_channels],
+            ["in_channels", "skip_channels"],
+        )
 
     def align(self, up: torch.Tensor, skip: torch.Tensor):
         """Bring up and skip to one spatial size: crop the skip, or pad up."""
@@ -245,12 +259,16 @@ class UNetUp(nn.Module):
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
-        x, skip = xs
+        x, skip = (like_weights(t, self.up.weight) for t in xs)
         up, skip = self.align(self.up(x), skip)
         return self.convs(self.fuse([up, skip]))
 
     def extra_repr(self) -> str:
-        return f"merge={self.merge!r}, crop={self.crop}"
+        return (
+            f"in_channels={self.in_channels}, skip_channels={self.skip_channels}, "
+            f"out_channels={self.out_channels}, merge={self.merge!r}, "
+            f"crop={self.crop}"
+        )
 
 
 class AggregationNode(nn.Module):
@@ -287,12 +305,11 @@ class AggregationNode(nn.Module):
         self.relu = nn.ReLU()
 
     def check_inputs(self, xs) -> None:
-        shapes = [tuple(x.shape) for x in as_tensor_list("AggregationNode", xs)]
-        check_channels("AggregationNode", shapes, self.in_channels, NCHW)
-        check_all_but_channels("AggregationNode", shapes, NCHW)
+        check_maps_match("AggregationNode", xs, TORCH, self.in_channels)
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         self.check_inputs(xs)
+        xs = [like_weights(x, self.conv.weight) for x in xs]
         out = self.bn(self.conv(torch.cat(xs, dim=1)))
         if self.residual:
             out = out + xs[0]

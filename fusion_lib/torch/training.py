@@ -37,7 +37,9 @@ def train_classifier(
 ) -> list[float]:
     """Adam on cross-entropy; returns the mean training loss of each epoch.
 
-    X: (N, C, H, W) float32, y: (N,) int labels. The batch order comes from a generator
+    X: (N, C, H, W) float32, or a tuple of arrays for a model of several inputs (the
+    model is then called with the tuple of batches, e.g. (images, questions)); y: (N,)
+    int labels. The batch order comes from a generator
     seeded with `seed`, so a run repeats exactly on one machine. Ends by recomputing the
     BatchNorm statistics with the final weights (`recalibrate_batchnorm`).
 
@@ -53,21 +55,33 @@ def train_classifier(
         torch.set_num_threads(threads)
 
 
+def _inputs(X):
+    """X as a model's input: a tensor, or a tuple of tensors for several inputs."""
+    if isinstance(X, (tuple, list)):
+        return tuple(torch.as_tensor(x) for x in X)
+    return torch.as_tensor(X)
+
+
+def _rows(X, idx):
+    """The examples idx (an index tensor or a slice) of X, a tensor or a tuple."""
+    return tuple(x[idx] for x in X) if isinstance(X, tuple) else X[idx]
+
+
 def _train(model, X, y, epochs, batch_size, lr, seed) -> list[float]:
-    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    X, y = _inputs(X), torch.as_tensor(y)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     history = []
     for _ in range(epochs):
         total = 0.0
-        for idx in torch.randperm(len(X), generator=gen).split(batch_size):
+        for idx in torch.randperm(len(y), generator=gen).split(batch_size):
             opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(X[idx]), y[idx])
+            loss = nn.functional.cross_entropy(model(_rows(X, idx)), y[idx])
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        history.append(total / len(X))
+        history.append(total / len(y))
     recalibrate_batchnorm(model, X, batch_size)
     return history
 
@@ -76,7 +90,7 @@ def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
     """Fraction of X classified as y, in inference mode."""
     model.eval()
     with torch.no_grad():
-        predicted = model(torch.as_tensor(X)).argmax(1)
+        predicted = model(_inputs(X)).argmax(1)
     return (predicted == torch.as_tensor(y)).float().mean().item()
 
 
@@ -88,7 +102,7 @@ def fit_classifier(model: nn.Module, data, epochs=20, batch_size=64, lr=3e-3, se
 
 
 def recalibrate_batchnorm(
-    model: nn.Module, X: torch.Tensor, batch_size: int = 64
+    model: nn.Module, X, batch_size: int = 64
 ) -> None:
     """Recompute every BatchNorm's running statistics with the final weights ("precise
     BN").
@@ -99,6 +113,12 @@ def recalibrate_batchnorm(
     inference-mode
     accuracy collapses. One pass over X, every batch weighted equally, fixes that: it is
     `torch.optim.swa_utils.update_bn`. A model without BatchNorm is left untouched.
+    X: a tensor, or a tuple of tensors for a model of several inputs.
     """
+    X = _inputs(X)
+    n = len(X[0]) if isinstance(X, tuple) else len(X)
+    # update_bn calls the model on a batch's first element when the batch is a tuple
+    # (it expects (inputs, labels)): wrap each batch so that element is the inputs.
+    batches = [(_rows(X, slice(i, i + batch_size)),) for i in range(0, n, batch_size)]
     with torch.no_grad():
-        update_bn(torch.as_tensor(X).split(batch_size), model)
+        update_bn(batches, model)
