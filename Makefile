@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 # Strict nbval: every stored text output is compared; sanitize.cfg masks versions and timings.
 NBVAL   = $(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg -p no:cacheprovider chapters/
 
-.PHONY: env chromium book book-student test lint unit nbval html-checks stamp run run-all colab clean
+.PHONY: env chromium book book-student student-bundle test test-grading lint unit nbval html-checks stamp run run-all colab clean
 
 env: $(VENV)/.installed _vendor/mathjax/VERSION
 
@@ -27,16 +27,26 @@ book: env
 	rm -rf _build/html
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-# Instructors: the book without solutions, in _build/student/_build/html.
+# Instructors (instructors.md): the student edition, made by nbgrader's ClearSolutions from
+# the exercises' markup. The HTML book without solutions, in _build/student/_build/html
+# (its Colab buttons open colab/student/), and the student notebooks zipped.
 book-student: env
 	$(BIN)/python tools/book.py student _build/student
 	$(BIN)/jupyter-book build _build/student -W -n --keep-going
 
+student-bundle: env
+	$(BIN)/python tools/book.py bundle _build/student-notebooks.zip
+
 lint: env
 	$(BIN)/ruff check .
 
+# tests/test_grading.py is among them: nbgrader generates and autogrades the introduction.
 unit: env
 	$(BIN)/pytest -q -p no:cacheprovider tests/ --ignore=tests/test_book_html.py
+
+# Slower (a few minutes per chapter): nbgrader generates and autogrades every chapter.
+test-grading: env
+	FUSION_GRADE_ALL=1 $(BIN)/pytest -q -p no:cacheprovider tests/test_grading.py
 
 # Run twice: the second strict run proves the stored outputs survive another machine. It
 # limits oneDNN (torch and TF) and torch's own kernels to AVX2, which orders sums as an

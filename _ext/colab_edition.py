@@ -2,9 +2,13 @@
 
 sphinx-book-theme builds the launch buttons in its html-page-context handler (priority
 501), the Colab one as `<colab_url>/github/<org>/<repo>/blob/<branch>/<page>.ipynb`.
-This handler runs after it and puts `colab/` before the page's path, so Colab opens the
-notebook with plain-Markdown exercises, folded solutions and author-year citations, not
-the MyST source.
+This handler runs after it and puts the edition's folder before the page's path, so
+Colab opens the notebook with plain-Markdown exercises, folded solutions and author-year
+citations, not the MyST source.
+
+`colab_edition_dir` (Sphinx config) names that folder: `colab` for the book, and
+`colab/student` in the student edition's build (`make book-student`, whose _config.yml
+tools/book.py writes), whose notebooks hold no solutions.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ def _buttons(buttons):
 
 
 def point_colab_at_edition(app, pagename, templatename, context, doctree):
-    source, edition = f"{pagename}.ipynb", f"{COLAB_DIR}/{pagename}.ipynb"
+    folder = app.config.colab_edition_dir.strip("/")
+    source, edition = f"{pagename}.ipynb", f"{folder}/{pagename}.ipynb"
     for button in _buttons(context.get("header_buttons", [])):
         url = button.get("url", "")
         if button.get("text") == "Colab" and url.endswith(f"/{source}"):
@@ -28,5 +33,6 @@ def point_colab_at_edition(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    app.add_config_value("colab_edition_dir", COLAB_DIR, "html")
     app.connect("html-page-context", point_colab_at_edition, priority=600)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+    return {"version": "1.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -4,17 +4,26 @@
     python tools/colab.py --check    # exit 1, listing stale files, if colab/ is stale
 
 The chapters (chapters/*.ipynb) stay the one source of truth: the HTML book reads their
-MyST markup (sphinx-exercise, sphinxcontrib-bibtex), and this script writes
-colab/<same path>.ipynb, which the book's "Open in Colab" button opens
-(_ext/colab_edition.py). Never edit colab/ by hand.
+MyST markup (sphinx-exercise, sphinxcontrib-bibtex), and this script writes two
+editions, which the "Open in Colab" buttons open (_ext/colab_edition.py):
+
+- colab/<same path>.ipynb, the book's: solutions folded (below);
+- colab/student/<same path>.ipynb, the student edition's: the chapter converted with its
+  solutions unfolded (`nbgrader_sources`, also the source of an nbgrader course), then
+  passed through nbgrader's ClearSolutions (tools/book.py `student_edition`), so it
+  holds no solution: answer cells read `raise NotImplementedError()`, written answers
+  "YOUR ANSWER HERE". `make student-bundle` zips these.
+
+Never edit colab/ by hand.
 
 What changes, in Markdown cells only (code cells, outputs and metadata are kept):
 - exercises become headings "Exercise N: Title", numbered as the HTML book numbers them
   (one sequence over the whole book, in _toc.yml order); figures and equations likewise;
-- solutions are folded: Markdown ones in <details>, the code cells of a gated solution
-  (solution-start ... solution-end) start with Colab's form line
-  `# @title ... { display-mode: "form" }`, which shows them collapsed (their stored
-  outputs stay visible);
+- solutions are folded: Markdown ones (`:::{solution}`) in <details>, and code that is
+  a solution (nbgrader solution cells; the code cells of a gated solution-start ...
+  solution-end, the form before `tools/book.py nbgrader-markup`) starts with Colab's
+  form line `# @title Solution to Exercise N { display-mode: "form" }`, which shows it
+  collapsed (stored outputs stay visible; so does the check cell after an answer);
 - {cite} becomes "(He et al., 2016)", and a last cell lists the chapter's references;
 - {numref}, {ref}, {eq}, {doc} and other roles become plain text; admonitions become
   blockquotes; `(label)=` targets and `%` comments go; a code cell with a figure caption
@@ -31,6 +40,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import book  # tools/book.py: the exercise markup and the student edition
 import nbformat
 import yaml
 
@@ -147,10 +157,11 @@ def repository(root: Path = ROOT) -> tuple[str, str]:
     return repo, config.get("branch", "main")
 
 
-def colab_url(docname: str, root: Path = ROOT) -> str:
-    """The Colab address of a chapter's Colab edition."""
+def colab_url(docname: str, root: Path = ROOT, student: bool = False) -> str:
+    """The Colab address of a chapter's Colab edition (or of its student edition)."""
     repo, branch = repository(root)
-    return f"{COLAB}/{repo}/blob/{branch}/colab/{docname}.ipynb"
+    edition = "colab/student" if student else "colab"
+    return f"{COLAB}/{repo}/blob/{branch}/{edition}/{docname}.ipynb"
 
 
 def raw_url(path: str, docname: str, root: Path = ROOT) -> str:
@@ -225,6 +236,7 @@ class Context:
     counters: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     final: bool = False
+    fold: bool = True  # the book's edition folds solutions; nbgrader's source does not
     docname: str = ""
     cited: list[str] = field(default_factory=list)
     heading_level: int = 1
@@ -311,7 +323,7 @@ def convert_role(role: str, body: str, ctx: Context) -> str:
         docname = posixpath.normpath(docname).lstrip("/")
         title = text or ctx.titles.get(docname, docname)
         if (ROOT / f"{docname}.ipynb").exists():
-            return f"[{title}]({colab_url(docname)})"
+            return f"[{title}]({colab_url(docname, student=not ctx.fold)})"
         return title
     if name == "math":
         return f"${body}$"
@@ -403,7 +415,14 @@ def convert_directive(name: str, arg: str, body: list[str], ctx: Context) -> str
         return ""
     if name == "solution":
         number = ctx.number_of(arg.strip())
-        return details(f"Solution to Exercise {number}", convert_markdown(text, ctx))
+        cited = list(ctx.cited)
+        body = convert_markdown(text, ctx)
+        if not ctx.fold:
+            # A written answer: nbgrader replaces it, so its citations would hint from
+            # the reference list at what it said; they are left out of the list.
+            ctx.cited = cited
+            return f"**Solution to Exercise {number}.**\n\n{body}"
+        return details(f"Solution to Exercise {number}", body)
     if name == "solution-start":
         ctx.gate = ctx.gate_opened = ctx.number_of(arg.strip())
         ctx.gate_markdown_cells = 0
@@ -607,7 +626,14 @@ def convert_notebook(nb, ctx: Context):
             cells.append(cell)
             continue
         if cell.cell_type == "code":
-            if ctx.gate is not None:
+            answer = book.role(cell) == "answer"
+            if answer and ctx.fold:
+                grade_id = book.GRADE_ID.match(cell.metadata["nbgrader"]["grade_id"])
+                number = ctx.number_of(grade_id["label"] if grade_id else "")
+                cell.source = with_form_title(
+                    cell.source, f"Solution to Exercise {number}"
+                )
+            elif ctx.gate is not None:
                 cell.source = with_form_title(
                     cell.source, f"Solution to Exercise {ctx.gate}"
                 )
@@ -616,7 +642,7 @@ def convert_notebook(nb, ctx: Context):
             # myst-nb wraps each display output in the figure (no output: no figure) and
             # Sphinx numbers each: count them alike, so numbers match the HTML book.
             shown = [o for o in cell.outputs if o.output_type in DISPLAY]
-            if figure.get("caption") and shown:
+            if figure.get("caption") and shown and (ctx.fold or not answer):
                 number = ctx.next("figure")
                 for _ in shown[1:]:
                     ctx.next("figure")
@@ -662,14 +688,17 @@ def read_document(root: Path, docname: str):
     return None
 
 
-def convert_book(documents: dict, bib: Bibliography) -> tuple[dict, list[str]]:
+def convert_book(
+    documents: dict, bib: Bibliography, fold: bool = True
+) -> tuple[dict, list[str]]:
     """{docname: notebook} -> {docname: Colab edition}, and warnings (unknown labels).
 
     Two passes over the whole book: the first collects every label's number (exercises,
     figures, equations: one sequence over the book, as the HTML book numbers them), the
     second converts with all of them known: forward and cross-chapter references work.
+    fold=False leaves solutions open (nbgrader's source; the student edition's basis).
     """
-    ctx = Context(bib=bib)
+    ctx = Context(bib=bib, fold=fold)
     for final in (False, True):
         ctx.counters, ctx.final, ctx.warnings = {}, final, []
         converted = {}
@@ -679,17 +708,43 @@ def convert_book(documents: dict, bib: Bibliography) -> tuple[dict, list[str]]:
     return converted, ctx.warnings
 
 
-def build(root: Path = ROOT) -> tuple[dict[Path, str], list[str]]:
-    """{colab path: notebook text} for every notebook in the toc, and the warnings."""
-    documents = {
+def _documents(root: Path) -> dict:
+    return {
         d: nb for d in toc_files(root) if (nb := read_document(root, d)) is not None
     }
+
+
+def nbgrader_sources(root: Path = ROOT) -> dict:
+    """{docname: notebook} for every chapter: the Colab edition with solutions open and
+    the exercises in nbgrader's markup, the source of an nbgrader assignment (plain
+    Markdown, so Jupyter shows it as Colab does)."""
+    documents = {
+        d: book.nbgrader_markup(nb, d) for d, nb in _documents(root).items()
+    }
+    converted, _ = convert_book(documents, Bibliography(root / "references.bib"), False)
+    return {d: nb for d, nb in converted.items() if (root / f"{d}.ipynb").exists()}
+
+
+def student_notebooks(root: Path = ROOT) -> dict[str, str]:
+    """{docname: notebook text} of the student edition (what colab/student/ holds)."""
+    return {
+        d: nbformat.writes(book.student_edition(nb, d)) + "\n"
+        for d, nb in nbgrader_sources(root).items()
+    }
+
+
+def build(root: Path = ROOT) -> tuple[dict[Path, str], list[str]]:
+    """{colab path: notebook text} for every notebook in the toc, in both editions
+    (colab/ and colab/student/), and the warnings."""
+    documents = _documents(root)
     converted, warnings = convert_book(documents, Bibliography(root / "references.bib"))
     outputs = {
         root / "colab" / f"{docname}.ipynb": nbformat.writes(nb) + "\n"
         for docname, nb in converted.items()
         if (root / f"{docname}.ipynb").exists()
     }
+    for docname, text in student_notebooks(root).items():
+        outputs[root / "colab" / "student" / f"{docname}.ipynb"] = text
     return outputs, warnings
 
 
