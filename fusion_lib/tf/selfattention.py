@@ -179,7 +179,8 @@ class MultiHeadSelfAttention(FusionLayer):
 
 def keras_mask(mask, query_length: int):
     """Our mask (True = attend) as keras.layers.MultiHeadAttention's attention_mask
-    (also True = attend), which must cover (N, Lq, Lk): (N, Lk) -> (N, Lq, Lk).
+    (also True = attend), which must broadcast to (N, Lq, Lk): an (N, 1, Lk) mask does,
+    an (N, Lk) one does not. (N, Lk) -> (N, Lq, Lk); an (N, Lq, Lk) mask as it is.
     Taught in the chapter on self-attention.
     """
     check_port_mask("keras_mask", mask, KERAS)
