@@ -1000,3 +1000,15 @@ def check_stride(op: str, stride) -> int:
     if isinstance(stride, bool) or int(stride) != stride or stride < 1:
         raise ValueError(f"{op}: stride must be a positive integer; got {stride!r}.")
     return int(stride)
+
+
+# The batch orders `train_classifier` takes in both halves (None: the framework's own).
+BATCH_ORDERS = ("reshuffled", "replayed")
+
+
+def check_batch_order(order) -> None:
+    if order is not None and order not in BATCH_ORDERS:
+        raise ValueError(
+            f"train_classifier: order must be None (the framework's own) or one of "
+            f"{BATCH_ORDERS}; got {order!r}."
+        )

@@ -22,9 +22,12 @@ keras = pytest.importorskip("keras")
 from test_parity import randomize_batchnorm  # noqa: E402
 from torch import nn  # noqa: E402
 
+import fusion_lib.experiments.transformer_fusion as TF_ORDERS  # noqa: E402
 import fusion_lib.tf.models as KM  # noqa: E402
+import fusion_lib.tf.training as KMT  # noqa: E402
 import fusion_lib.tf.transformer as KT  # noqa: E402
 import fusion_lib.torch.models as TM  # noqa: E402
+import fusion_lib.torch.training as TMT  # noqa: E402
 import fusion_lib.torch.transformer as TT  # noqa: E402
 from fusion_lib.bench import attention as bench  # noqa: E402
 from fusion_lib.port import port_weights  # noqa: E402
@@ -236,6 +239,45 @@ def test_two_scale_net_refuses_bad_arguments():
             lib.TwoScaleNet("add")
         with pytest.raises(ValueError, match="even size"):
             lib.TwoScaleNet(size=7)
+
+
+# -- the batch-order control of the experiment --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "framework, order, replays",
+    [
+        ("torch", None, False),  # the library's own orders, as the chapter prints
+        ("tf", None, True),  # Keras' fit(shuffle=True) after set_random_seed
+        ("torch", "replayed", True),
+        ("tf", "reshuffled", False),
+    ],
+)
+def test_batch_order_of_each_framework(framework, order, replays):
+    epochs = TF_ORDERS.batch_order(framework, 70, epochs=3, batch_size=32, order=order)
+    assert [sorted(e.tolist()) for e in epochs] == [list(range(70))] * 3, "permutations"
+    same = all(np.array_equal(e, epochs[0]) for e in epochs[1:])
+    assert same == replays
+
+
+@pytest.mark.parametrize("half", ["torch", "tf"])
+def test_train_classifier_refuses_an_unknown_order(half):
+    training = TMT if half == "torch" else KMT
+    X, y = np.zeros((4, 1, 1, 1), "float32"), np.zeros(4, "int64")
+    with pytest.raises(ValueError, match="must be None .* 'replayed'.*'shuffled'"):
+        training.train_classifier(None, X, y, order="shuffled")
+
+
+def test_swapped_orders_run_in_the_stored_form():
+    got = TF_ORDERS.run_batch_orders(seeds=(0,), variants=("concat",), epochs=1)
+    assert got["config"]["orders"] == {"torch": "replayed", "tf": "reshuffled"}
+    assert set(got["results"]) == {"torch", "tf"}
+    for table in got["results"].values():
+        row = table["concat"]
+        assert len(row["loss"]) == 1 and len(row["loss"][0]) == 1
+        assert 0 <= row["accuracy"]["test"][0] <= 1
+    stored = TF_ORDERS.load_batch_orders()
+    assert set(stored["results"]["tf"]) == set(TF_ORDERS.WIDTHS)
 
 
 # -- the benchmark ---------------------------------------------------------------------

@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import warnings
 
 import numpy as np
 
 from fusion_lib.data import load_digits_tests
-from fusion_lib.experiments import RESULTS, Experiment, get, register, save
+from fusion_lib.experiments import RESULTS, Experiment, get, register, run, save
 
 NAME = "transformer_fusion"
 # width per fusion, chosen so that every network has 17,874 to 18,170 parameters
 # (within 2 % of the transformer's 17,898); the chapter prints the counts.
 WIDTHS = {"concat": 35, "se": 34, "cbam": 34, "nonlocal": 32, "transformer": 32}
-ORDERS = ("reshuffled", "replayed")
 # the order each framework's library training uses; run_batch_orders swaps them
 LIBRARY_ORDER = {"torch": "reshuffled", "tf": "replayed"}
 SWAPPED_ORDER = {"torch": "replayed", "tf": "reshuffled"}
@@ -54,9 +52,12 @@ register(
 )
 
 
-def batch_order(framework: str, n: int = 200, epochs: int = 3, batch_size: int = 64):
-    """The order in which the library's `train_classifier` of `framework` feeds n
-    examples, epoch by epoch: a list of `epochs` arrays of example indices. Trains a
+def batch_order(
+    framework: str, n: int = 200, epochs: int = 3, batch_size: int = 64, order=None
+):
+    """The order in which the library's `train_classifier` of `framework` (with its
+    `order`) feeds n examples, epoch by epoch: a list of `epochs` arrays of example
+    indices. Trains a
     linear classifier that records the examples it sees (TensorFlow runs its training
     step eagerly for it; the input pipeline, where the shuffle happens, is as ever)."""
     X = np.arange(n, dtype="float32")[:, None, None, None]  # example i holds i
@@ -97,7 +98,7 @@ def batch_order(framework: str, n: int = 200, epochs: int = 3, batch_size: int =
     try:
         with warnings.catch_warnings():  # TF: "does not apply to tf.data functions"
             warnings.simplefilter("ignore")
-            train_classifier(recorder, X, y, epochs, batch_size, seed=0)
+            train_classifier(recorder, X, y, epochs, batch_size, seed=0, order=order)
     finally:
         if framework != "torch":
             tf.config.run_functions_eagerly(False)
@@ -105,84 +106,6 @@ def batch_order(framework: str, n: int = 200, epochs: int = 3, batch_size: int =
     per_epoch = -(-n // batch_size)
     flat = np.concatenate(recorder.seen[-epochs * per_epoch :])
     return [flat[i * n : (i + 1) * n] for i in range(epochs)]
-
-
-def train_in_order(
-    framework: str,
-    model,
-    X: np.ndarray,
-    y: np.ndarray,
-    order: str,
-    epochs: int = 20,
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    seed: int = 0,
-) -> list[float]:
-    """The library's `train_classifier` (Adam on cross-entropy, BatchNorm statistics
-    recomputed at the end; X in the framework's layout) with the batch order chosen:
-    "reshuffled", a new permutation every epoch, or "replayed", the first epoch's
-    permutation in every epoch. Returns the mean training loss of each epoch. In
-    PyTorch "reshuffled" is exactly `fusion_lib.torch.training.train_classifier`."""
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}; got {order!r}.")
-    if framework == "torch":
-        return _torch_in_order(model, X, y, order, epochs, batch_size, lr, seed)
-    if framework == "tf":
-        return _keras_in_order(model, X, y, order, epochs, batch_size, lr, seed)
-    raise ValueError(f"framework must be 'torch' or 'tf'; got {framework!r}.")
-
-
-def _torch_in_order(model, X, y, order, epochs, batch_size, lr, seed) -> list[float]:
-    import torch
-    from torch import nn
-
-    from fusion_lib.torch.training import recalibrate_batchnorm
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the library's training does
-    try:
-        X, y = torch.as_tensor(X), torch.as_tensor(y)
-        gen = torch.Generator().manual_seed(seed)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        model.train()
-        history, perm = [], None
-        for _ in range(epochs):
-            if perm is None or order == "reshuffled":
-                perm = torch.randperm(len(y), generator=gen)
-            total = 0.0
-            for idx in perm.split(batch_size):
-                opt.zero_grad()
-                loss = nn.functional.cross_entropy(model(X[idx]), y[idx])
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-            history.append(total / len(y))
-        recalibrate_batchnorm(model, X, batch_size)
-        return history
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _keras_in_order(model, X, y, order, epochs, batch_size, lr, seed) -> list[float]:
-    import keras
-
-    from fusion_lib.tf.training import recalibrate_batchnorm
-
-    keras.utils.set_random_seed(seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    rng, history, perm = np.random.default_rng(seed), [], None
-    for _ in range(epochs):
-        if perm is None or order == "reshuffled":
-            perm = rng.permutation(len(y))
-        fitted = model.fit(
-            X[perm], y[perm], batch_size=batch_size, epochs=1, shuffle=False, verbose=0
-        )
-        history.append(float(fitted.history["loss"][0]))
-    recalibrate_batchnorm(model, X, batch_size)
-    return history
 
 
 def orders_config(seeds, variants, fit: dict) -> dict:
@@ -201,52 +124,22 @@ def run_batch_orders(
     frameworks=("torch", "tf"), seeds=None, variants=None, progress=False, **fit
 ) -> dict:
     """Train every variant for every seed in each framework with the other
-    framework's batch order (SWAPPED_ORDER), all else as `experiments.run` of the
-    stored experiment; returns a dict in `experiments.run`'s form."""
-    from fusion_lib.env import seed_everything
-    from fusion_lib.experiments import _half
-
+    framework's batch order (SWAPPED_ORDER, `train_classifier`'s `order`), all else as
+    `experiments.run` of the stored experiment; returns a dict in its form."""
     exp = get(NAME)
     seeds = tuple(exp.seeds if seeds is None else seeds)
     variants = list(exp.variants if variants is None else variants)
-    fit_args = {**exp.fit, **fit}
-    out = {
+    runs = [
+        run(NAME, (fw,), seeds, variants, progress, order=SWAPPED_ORDER[fw], **fit)
+        for fw in frameworks
+    ]
+    return {
         "name": f"{NAME}_orders",
         "metric": exp.score,
-        "config": orders_config(seeds, variants, fit_args),
-        "results": {},
+        "config": orders_config(seeds, variants, {**exp.fit, **fit}),
+        "results": {k: v for r in runs for k, v in r["results"].items()},
+        "seconds": round(sum(r["seconds"] for r in runs), 1),
     }
-    start = time.perf_counter()
-    data = {seed: exp.data(seed) for seed in seeds}
-    for framework in frameworks:
-        models, training, layout = _half(framework)
-        table = out["results"].setdefault(framework, {})
-        for variant in variants:
-            row = table.setdefault(
-                variant, {"params": None, "accuracy": {}, "loss": []}
-            )
-            for seed in seeds:
-                X_tr, y_tr, tests = data[seed]
-                seed_everything(seed)
-                model = getattr(models, exp.model)(**exp.variants[variant])
-                loss = train_in_order(
-                    framework,
-                    model,
-                    layout(X_tr),
-                    y_tr,
-                    SWAPPED_ORDER[framework],
-                    seed=seed,
-                    **fit_args,
-                )
-                row["params"] = training.count_params(model)
-                row["loss"].append([round(v, 5) for v in loss])
-                for test, (X, y) in tests.items():
-                    value = training.accuracy(model, layout(X), y)
-                    row["accuracy"].setdefault(test, []).append(round(value, 5))
-                if progress:
-                    print(f"{framework} {variant} seed {seed}: {value:.3f}", flush=True)
-    out["seconds"] = round(time.perf_counter() - start, 1)
-    return out
 
 
 def load_batch_orders() -> dict:

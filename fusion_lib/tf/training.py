@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from fusion_lib._checks import check_batch_order
+
 
 def count_params(module) -> int:
     """Number of trainable scalars."""
@@ -23,26 +25,50 @@ def train_classifier(
     batch_size: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
+    order: str | None = None,
 ) -> list[float]:
     """Adam on cross-entropy; returns the mean training loss of each epoch.
 
     X: (N, H, W, C) float32, or a tuple of arrays for a model of several inputs (the
     model is then called with the tuple, e.g. (images, questions)); y: (N,) int
-    labels. Seeds Keras (Python, NumPy, TF) with
-    `seed`, so a run repeats exactly on one machine. Ends by recomputing the BatchNorm
-    statistics with the final weights (`recalibrate_batchnorm`).
+    labels. Seeds Keras (Python, NumPy, TF) with `seed`, so a run repeats exactly on
+    one machine. The batch order: order None, this framework's own, is `fit(...,
+    shuffle=True)`, which after `keras.utils.set_random_seed` replays the permutation
+    of its first epoch in every epoch; "reshuffled" draws a new permutation every epoch
+    and "replayed" the first one only, both from NumPy's generator seeded with `seed`,
+    fed one epoch at a time (the chapter on self-attention measures the difference).
+    Ends by recomputing the BatchNorm statistics with the final weights
+    (`recalibrate_batchnorm`).
     """
+    check_batch_order(order)
     keras.utils.set_random_seed(seed)
     X = tuple(X) if isinstance(X, list) else X  # a list would also mean inputs
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    fitted = model.fit(
-        X, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0
-    )
+    if order is None:
+        fitted = model.fit(
+            X, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0
+        )
+        history = fitted.history["loss"]
+    else:
+        history = _fit_in_order(model, X, y, epochs, batch_size, seed, order)
     recalibrate_batchnorm(model, X, batch_size)
-    return [float(v) for v in fitted.history["loss"]]
+    return [float(v) for v in history]
+
+
+def _fit_in_order(model, X, y, epochs, batch_size, seed, order) -> list[float]:
+    y, rng, history, perm = np.asarray(y), np.random.default_rng(seed), [], None
+    for _ in range(epochs):
+        if perm is None or order == "reshuffled":
+            perm = rng.permutation(len(y))
+        rows = tuple(x[perm] for x in X) if isinstance(X, tuple) else X[perm]
+        fitted = model.fit(
+            rows, y[perm], batch_size=batch_size, epochs=1, shuffle=False, verbose=0
+        )
+        history.append(fitted.history["loss"][0])
+    return history
 
 
 def accuracy(model, X: np.ndarray, y: np.ndarray) -> float:

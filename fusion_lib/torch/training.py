@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
+from fusion_lib._checks import check_batch_order
+
 
 def count_params(module: nn.Module) -> int:
     """Number of trainable scalars."""
@@ -34,23 +36,28 @@ def train_classifier(
     batch_size: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
+    order: str | None = None,
 ) -> list[float]:
     """Adam on cross-entropy; returns the mean training loss of each epoch.
 
     X: (N, C, H, W) float32, or a tuple of arrays for a model of several inputs (the
     model is then called with the tuple of batches, e.g. (images, questions)); y: (N,)
-    int labels. The batch order comes from a generator
-    seeded with `seed`, so a run repeats exactly on one machine. Ends by recomputing the
-    BatchNorm statistics with the final weights (`recalibrate_batchnorm`).
+    int labels. The batch order comes from a generator seeded with `seed`, so a run
+    repeats exactly on one machine: a new permutation every epoch (order None, this
+    framework's own, or "reshuffled"), or the first epoch's permutation in every epoch
+    ("replayed", what the Keras half's own order amounts to; the chapter on
+    self-attention measures the difference). Ends by recomputing the BatchNorm
+    statistics with the final weights (`recalibrate_batchnorm`).
 
     Trains on one CPU thread: the book's networks are so small that a second thread
     gains little, and on a busy machine OpenMP's thread synchronisation made the same
     run 2-7x slower. The caller's thread count is restored afterwards.
     """
+    check_batch_order(order)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(model, X, y, epochs, batch_size, lr, seed)
+        return _train(model, X, y, epochs, batch_size, lr, seed, order == "replayed")
     finally:
         torch.set_num_threads(threads)
 
@@ -67,15 +74,17 @@ def _rows(X, idx):
     return tuple(x[idx] for x in X) if isinstance(X, tuple) else X[idx]
 
 
-def _train(model, X, y, epochs, batch_size, lr, seed) -> list[float]:
+def _train(model, X, y, epochs, batch_size, lr, seed, replay) -> list[float]:
     X, y = _inputs(X), torch.as_tensor(y)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    history = []
+    history, perm = [], None
     for _ in range(epochs):
+        if perm is None or not replay:
+            perm = torch.randperm(len(y), generator=gen)
         total = 0.0
-        for idx in torch.randperm(len(y), generator=gen).split(batch_size):
+        for idx in perm.split(batch_size):
             opt.zero_grad()
             loss = nn.functional.cross_entropy(model(_rows(X, idx)), y[idx])
             loss.backward()
