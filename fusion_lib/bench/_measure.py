@@ -21,6 +21,25 @@ import time
 from pathlib import Path
 
 
+def machine(device: str) -> dict:
+    """What a benchmark ran on, for its results' "meta": the device and its name (the
+    GPU's, or the CPU's), the number of CPUs and Python's version."""
+    import platform
+
+    if device == "cuda":
+        import torch
+
+        name = torch.cuda.get_device_name()
+    else:
+        name = platform.processor() or platform.machine()
+    return {
+        "device": device,
+        "device_name": name,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
 def status_kib(field: str) -> int:
     """A field of Linux /proc/self/status, in KiB (VmRSS, VmHWM)."""
     with open("/proc/self/status") as status:

@@ -51,12 +51,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
-from fusion_lib.bench._measure import in_subprocess, peak_bytes, write
+from fusion_lib.bench._measure import in_subprocess, machine, peak_bytes, write
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FRAMEWORKS = ("torch", "tf")
@@ -446,23 +445,15 @@ def run_benchmark(
                     "warmup": 2,
                 }
                 rows.append(_measure_in_subprocess(config))
-    name = (
-        torch.cuda.get_device_name()
-        if device == "cuda"
-        else (platform.processor() or platform.machine())
-    )
     meta = {
-        "device": device,
-        "device_name": name,
+        **machine(device),
         "torch": torch.__version__,
         "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
         "keras": _version("keras"),
         "threads": threads,
-        "cpu_count": os.cpu_count(),
         # other work on the machine slows both sides of each paired round alike, but
         # shows in the absolute times: the 1-minute load average before and after
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "python": platform.python_version(),
     }
     return {"meta": meta, "rows": rows}
 

@@ -31,11 +31,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 from pathlib import Path
 
-from fusion_lib.bench._measure import in_subprocess, median_ms, peak_bytes, write
+from fusion_lib.bench._measure import (
+    in_subprocess,
+    machine,
+    median_ms,
+    peak_bytes,
+    write,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMS = ("concat", "split")
@@ -129,18 +133,10 @@ def run_benchmark(
                     if device == "cpu"
                     else _measure(config)
                 )
-    name = (
-        torch.cuda.get_device_name()
-        if device == "cuda"
-        else (platform.processor() or platform.machine())
-    )
     meta = {
-        "device": device,
-        "device_name": name,
+        **machine(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
     }
     return {"meta": meta, "rows": rows}
 

@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
-from fusion_lib.bench._measure import write
+from fusion_lib.bench._measure import machine, write
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SMALL, LARGE = (2, 64, 16, 16), (8, 64, 128, 128)
@@ -240,10 +239,7 @@ def run_benchmark(
     {"meta": ..., "rows": [...]}, as saved to JSON.
     """
     meta = {
-        "device": "cpu",
-        "device_name": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
+        **machine("cpu"),
         "rounds": rounds,
         "statistic": "minimum over interleaved rounds of the mean per-call time",
     }
