@@ -7,7 +7,8 @@ in each half's own layout and API (a `Half`, built by `fusion_lib.torch._base` a
 expected, and how to fix it.
 
 Sections: 1. conventions and shape helpers; 2. inputs: tensors, lists, counts, dtypes;
-3. feature maps; 4. vectors and token sequences; 5. attention; 6. constructor arguments.
+3. feature maps; 4. vectors and token sequences; 5. attention; 6. constructor arguments;
+7. preallocated outputs (out=).
 
 The rules, decided once for every operator and function of both halves:
 
@@ -1011,4 +1012,71 @@ def check_batch_order(order) -> None:
         raise ValueError(
             f"train_classifier: order must be None (the framework's own) or one of "
             f"{BATCH_ORDERS}; got {order!r}."
+        )
+
+
+# --- 7. preallocated outputs ------------------------------------------------------
+
+
+def check_out(
+    op: str,
+    out,
+    inputs: list,
+    shape: tuple,
+    dtype: str,
+    half: Half,
+    is_out: Callable[[object], bool],
+    out_kind: str,
+    devices: tuple[str, str] | None = None,
+    may_alias_first: bool = True,
+) -> None:
+    """The `out=` buffer of an element-wise or concatenating fusion: `out_kind` (what
+    `is_out` accepts), of exactly the result's `shape` and `dtype` (and, when
+    `devices` = (expected, received) is given, on the inputs' device), and not one of
+    the inputs it would overwrite before reading (the first input may be the buffer
+    of an element-wise op, `may_alias_first`: that is the in-place form).
+    """
+    if not is_out(out):
+        raise TypeError(
+            f"{op} takes {out_kind} for out=; got {describe(out)}. Pass out=None for "
+            "a fresh result."
+        )
+    got_shape, got_dtype = tuple(out.shape), half.dtype_name(out)
+    make = f"allocate it once with the result's shape {shape_str(shape)} and {dtype}"
+    if got_shape != tuple(shape):
+        raise ValueError(
+            f"{op}: out= must have the result's shape {shape_str(shape)}; got "
+            f"{shape_str(got_shape)}: {make}."
+        )
+    if got_dtype != dtype:
+        raise ValueError(
+            f"{op}: out= must have the result's dtype {dtype}; got {got_dtype} "
+            f"(shape {shape_str(got_shape)}): {make}."
+        )
+    if devices is not None and devices[0] != devices[1]:
+        raise ValueError(
+            f"{op}: out= must be on the inputs' device {devices[0]}; got one on "
+            f"{devices[1]}: allocate it there."
+        )
+    for i, x in enumerate(inputs):
+        if x is out and (i > 0 or not may_alias_first):
+            raise ValueError(
+                f"{op}: out= is input {i}, which the op would overwrite before reading "
+                f"it; "
+                + (
+                    "pass a separate buffer."
+                    if not may_alias_first
+                    else "pass a separate buffer, or put that input first (in place)."
+                )
+            )
+
+
+def check_out_no_grad(op: str, requires_grad: bool) -> None:
+    """out= writes into an existing buffer, which autograd cannot record."""
+    if requires_grad:
+        raise ValueError(
+            f"{op}: out= writes into a preallocated buffer, which autograd cannot "
+            "differentiate through, and an input (or out itself) requires grad. For "
+            "training drop out= (a fresh result); for inference call it under "
+            "torch.no_grad()."
         )

@@ -104,3 +104,39 @@ class FusionLayer(keras.layers.Layer):
         return keras.tree.map_structure(
             lambda t: keras.ops.zeros((0, *t.shape[1:]), dtype=t.dtype), spec
         )
+
+
+def _is_variable(x) -> bool:
+    if isinstance(x, keras.Variable):
+        return True
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return isinstance(x, tf.Variable)
+    return False
+
+
+def write_out(op: str, out, result):
+    """out.assign(result) after checking out is a Variable of the result's shape and
+    dtype; returns out. The Keras half's nearest equivalent of torch's out=.
+    """
+    from fusion_lib._checks import check_out
+
+    if isinstance(result, keras.KerasTensor):
+        raise ValueError(
+            f"{op}: out= writes a computed result into a Variable, so it needs "
+            "concrete inputs (eager, or inside tf.function); got symbolic inputs "
+            "(a functional model being built). Leave out=None there."
+        )
+    check_out(
+        op,
+        out,
+        [],  # the result is computed before out is written: any aliasing is safe
+        tuple(result.shape),
+        KERAS.dtype_name(result),
+        KERAS,
+        _is_variable,
+        "a Variable (keras.Variable or tf.Variable)",
+    )
+    out.assign(result)
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 
 from fusion_lib._checks import check_maps_match, check_maps_same
-from fusion_lib.tf._base import KERAS, FusionLayer
+from fusion_lib.tf._base import KERAS, FusionLayer, write_out
 
 # How AddFusion projects branches of different widths, for its error messages.
 PROJECT = (
@@ -26,7 +26,15 @@ class AddFusion(FusionLayer):
     otherwise.
     in_channels=None: no projections; every input must already have the same shape.
     out_channels=None with in_channels given: C_out = max(in_channels).
-    Taught in the chapter on addition.
+    out: an optional Variable (keras.Variable or tf.Variable) of the result's shape
+    and dtype; the result is written into it with out.assign and out is returned.
+    This is the nearest Keras has to torch's out=, and it is not the same: Keras
+    computes the result into a fresh tensor first and assign then copies it into
+    out's buffer, so eagerly it moves more bytes, not fewer. What it gives is one
+    buffer that keeps the latest result across calls (e.g. state read by other code
+    or a tf.function); the speed torch's out= buys comes in TensorFlow from XLA
+    (tf.function(jit_compile=True)), which plans its buffers itself.
+    Taught in the chapter on addition and in the appendix on performance.
     """
 
     def __init__(
@@ -64,6 +72,10 @@ class AddFusion(FusionLayer):
             check_maps_same("AddFusion", xs, KERAS, PROJECT)
         else:
             check_maps_match("AddFusion", xs, KERAS, self.in_channels)
+
+    def __call__(self, xs, out=None, **kwargs):
+        result = super().__call__(xs, **kwargs)
+        return result if out is None else write_out("AddFusion", out, result)
 
     def call(self, xs):
         if self.in_channels is not None:

@@ -17,7 +17,7 @@ from fusion_lib._checks import (
     pad_amounts,
     target_size,
 )
-from fusion_lib.tf._base import KERAS, FusionLayer
+from fusion_lib.tf._base import KERAS, FusionLayer, write_out
 
 
 class ConcatFusion(FusionLayer):
@@ -25,11 +25,23 @@ class ConcatFusion(FusionLayer):
 
     xs: list of (N, H, W, C_i) -> (N, H, W, sum_i C_i); out = concatenate(xs, axis=-1).
     Order matters: it fixes which input channels a following layer's weights see.
-    Taught in the chapter on concatenation.
+    out: an optional Variable (keras.Variable or tf.Variable) of the result's shape
+    and dtype; the result is written into it with out.assign and out is returned.
+    This is the nearest Keras has to torch's out=, and it is not the same: Keras
+    computes the result into a fresh tensor first and assign then copies it into
+    out's buffer, so eagerly it moves more bytes, not fewer. What it gives is one
+    buffer that keeps the latest result across calls (e.g. state read by other code
+    or a tf.function); the speed torch's out= buys comes in TensorFlow from XLA
+    (tf.function(jit_compile=True)), which plans its buffers itself.
+    Taught in the chapter on concatenation and in the appendix on performance.
     """
 
     def check_inputs(self, xs) -> None:
         check_maps_match("ConcatFusion", xs, KERAS)
+
+    def __call__(self, xs, out=None, **kwargs):
+        result = super().__call__(xs, **kwargs)
+        return result if out is None else write_out("ConcatFusion", out, result)
 
     def call(self, xs):
         return keras.ops.concatenate(xs, axis=-1)

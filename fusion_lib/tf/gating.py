@@ -13,7 +13,7 @@ from fusion_lib._checks import (
     check_maps_same,
     check_reduction,
 )
-from fusion_lib.tf._base import KERAS, FusionLayer
+from fusion_lib.tf._base import KERAS, FusionLayer, write_out
 
 
 class ProductFusion(FusionLayer):
@@ -21,11 +21,24 @@ class ProductFusion(FusionLayer):
 
     xs: list of (N, H, W, C) -> (N, H, W, C); out = x_1 * x_2 * ... * x_k.
     A feature survives only where every branch is large: a soft AND.
-    Taught in the chapter on multiplicative fusion and gating.
+    out: an optional Variable (keras.Variable or tf.Variable) of the result's shape
+    and dtype; the result is written into it with out.assign and out is returned.
+    This is the nearest Keras has to torch's out=, and it is not the same: Keras
+    computes the result into a fresh tensor first and assign then copies it into
+    out's buffer, so eagerly it moves more bytes, not fewer. What it gives is one
+    buffer that keeps the latest result across calls (e.g. state read by other code
+    or a tf.function); the speed torch's out= buys comes in TensorFlow from XLA
+    (tf.function(jit_compile=True)), which plans its buffers itself.
+    Taught in the chapter on multiplicative fusion and gating and in the appendix on
+    performance.
     """
 
     def check_inputs(self, xs) -> None:
         check_maps_same("ProductFusion", xs, KERAS)
+
+    def __call__(self, xs, out=None, **kwargs):
+        result = super().__call__(xs, **kwargs)
+        return result if out is None else write_out("ProductFusion", out, result)
 
     def call(self, xs):
         out = xs[0]

@@ -27,3 +27,34 @@ def like_weights(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     their inputs to their compute dtype (no copy when the dtypes already agree).
     """
     return x if x.dtype is weight.dtype else x.to(weight.dtype)
+
+
+def check_out_buffer(
+    op: str, out, xs: list, shape: tuple, may_alias_first: bool = True
+) -> None:
+    """The out= of an element-wise or concatenating fusion: a tensor of the result's
+    shape, dtype (torch's promotion of the inputs') and device, with autograd off.
+    """
+    from fusion_lib._checks import check_out, check_out_no_grad
+
+    dtype = xs[0].dtype
+    for x in xs[1:]:
+        dtype = torch.promote_types(dtype, x.dtype)
+    is_tensor = isinstance(out, torch.Tensor)
+    check_out(
+        op,
+        out,
+        xs,
+        shape,
+        str(dtype).removeprefix("torch."),
+        TORCH,
+        TORCH.is_tensor,
+        "a torch.Tensor",
+        (str(xs[0].device), str(out.device)) if is_tensor else None,
+        may_alias_first,
+    )
+    check_out_no_grad(
+        op,
+        torch.is_grad_enabled()
+        and (out.requires_grad or any(x.requires_grad for x in xs)),
+    )

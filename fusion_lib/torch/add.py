@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fusion_lib._checks import check_maps_match, check_maps_same
-from fusion_lib.torch._base import TORCH, like_weights
+from fusion_lib.torch._base import TORCH, check_out_buffer, like_weights
 
 # How AddFusion projects branches of different widths, for its error messages.
 PROJECT = (
@@ -27,7 +27,12 @@ class AddFusion(nn.Module):
     otherwise.
     in_channels=None: no projections; every input must already have the same shape.
     out_channels=None with in_channels given: C_out = max(in_channels).
-    Taught in the chapter on addition.
+    out: an optional preallocated (N, C_out, H, W) tensor of the result's dtype and
+    device; the sum is written into it (torch.add(..., out=out), then add_ for every
+    further input) and out is returned, so no fresh result is allocated. out may be
+    the first input (in place). Autograd cannot record a write into a buffer: with an
+    input that requires grad, out= raises (use it under torch.no_grad()).
+    Taught in the chapter on addition and in the appendix on performance.
     """
 
     def __init__(
@@ -62,17 +67,27 @@ class AddFusion(nn.Module):
         else:
             check_maps_match("AddFusion", xs, TORCH, self.in_channels)
 
-    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, xs: list[torch.Tensor], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self.check_inputs(xs)
         if self.in_channels is not None:
             if self._first_conv is not None:
                 weight = self.proj[self._first_conv].weight
                 xs = [like_weights(x, weight) for x in xs]
             xs = [p(x) for p, x in zip(self.proj, xs)]
-        out = xs[0]
+        if out is not None:
+            check_out_buffer("AddFusion", out, xs, tuple(xs[0].shape))
+            if len(xs) == 1:  # AddFusion([c]): one branch, the sum is itself
+                return out.copy_(xs[0])
+            torch.add(xs[0], xs[1], out=out)
+            for x in xs[2:]:
+                out.add_(x)
+            return out
+        total = xs[0]
         for i in range(1, len(xs)):
-            out = out + xs[i]
-        return out
+            total = total + xs[i]
+        return total
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, out_channels={self.out_channels}"

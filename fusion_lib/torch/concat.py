@@ -18,7 +18,7 @@ from fusion_lib._checks import (
     pad_amounts,
     target_size,
 )
-from fusion_lib.torch._base import TORCH
+from fusion_lib.torch._base import TORCH, check_out_buffer
 
 
 class ConcatFusion(nn.Module):
@@ -26,15 +26,27 @@ class ConcatFusion(nn.Module):
 
     xs: list of (N, C_i, H, W) -> (N, sum_i C_i, H, W); out = cat(xs, dim=1).
     Order matters: it fixes which input channels a following layer's weights see.
-    Taught in the chapter on concatenation.
+    out: an optional preallocated (N, sum_i C_i, H, W) tensor of the result's dtype
+    and device; torch.cat(xs, dim=1, out=out) writes into it and out is returned, so
+    no fresh result is allocated. out may not be an input. Autograd cannot record a
+    write into a buffer: with an input that requires grad, out= raises (use it under
+    torch.no_grad()).
+    Taught in the chapter on concatenation and in the appendix on performance.
     """
 
     def check_inputs(self, xs) -> None:
         check_maps_match("ConcatFusion", xs, TORCH)
 
-    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, xs: list[torch.Tensor], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self.check_inputs(xs)
-        return torch.cat(xs, dim=1)
+        if out is None:
+            return torch.cat(xs, dim=1)
+        n, _, h, w = xs[0].shape
+        shape = (n, sum(x.shape[1] for x in xs), h, w)
+        check_out_buffer("ConcatFusion", out, xs, shape, may_alias_first=False)
+        return torch.cat(xs, dim=1, out=out)
 
 
 def center_crop(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.Tensor:
