@@ -20,10 +20,16 @@ def count_params(module: nn.Module) -> int:
 
 
 def measure_flops(module: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward pass on x, by FlopCounterMode (2 per multiply-add)."""
+    """FLOPs of one forward pass on x, by FlopCounterMode (2 per multiply-add).
+
+    Attention runs on SDPA's math backend while counting: the counter has no formula
+    for the fused CPU kernel and would count its matrix products as 0.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    counting = FlopCounterMode(display=False)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counting as counter:
         module(x)
     return counter.get_total_flops()
 
