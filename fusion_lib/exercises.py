@@ -960,3 +960,42 @@ def check_concat_as_film(fn) -> None:
         "W [x; z] + b = W_x x + (W_z z + b): a conditional bias, FiLM with delta = 0 "
         "and beta = W_z z + b.",
     )
+
+
+def check_attention_flops(fn) -> None:
+    """Exercise (choosing a fusion method): fn(L, d) returns the FLOPs (2 per
+    multiply-add) of attention's two matrix products for one image, L tokens of d
+    features summed over the heads: Q K^T and weights @ V, 2 L^2 d each, 4 L^2 d in
+    all (the part FlopCounterMode misses in the CPU's fused attention kernel)."""
+    cases = [(64, 16), (256, 16), (1, 8), (100, 32), (49, 64)]
+
+    def judge(args, answer):
+        L, d = args
+        want = 4 * L * L * d
+        if isinstance(answer, bool) or not isinstance(answer, (int, np.integer)):
+            kind = "a string" if isinstance(answer, str) else type(answer).__name__
+            raise _Wrong(
+                f"expected an integer count; your function returned {kind}: "
+                f"{answer!r}.",
+                "multiply integers: L * L * d needs no division.",
+            )
+        if answer != want:
+            why = {
+                2 * L * L * d: "half the answer: multiply-adds, or one product only",
+                L * L * d: "a quarter of the answer: one product's multiply-adds",
+                want + 8 * L * d * d: "the projections counted too",
+            }.get(int(answer), "wrong")
+            raise _Wrong(
+                f"for L={L}, d={d} your count {answer} is {why}.",
+                "Q K^T is (L x d) @ (d x L): L^2 d multiply-adds; weights @ V is "
+                "(L x L) @ (L x d): L^2 d more; a multiply-add is 2 FLOPs.",
+            )
+
+    _grade(
+        "check_attention_flops",
+        fn,
+        cases,
+        judge,
+        "4 L^2 d: 2 L^2 d for Q K^T and 2 L^2 d for weights @ V, whatever the "
+        "number of heads.",
+    )

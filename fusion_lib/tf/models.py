@@ -765,3 +765,139 @@ class DigitVQANet(keras.Model):
             image, question = self.modality_logits(inputs)
             return image + question
         return self.answer(keras.ops.relu(self.hidden(self.fused(inputs))))
+
+
+# -- One backbone, seven fusion points (choosing a fusion method) ---------------------
+
+FUSION_POINTS = (
+    "concat",
+    "add",
+    "multiply",
+    "se",
+    "cbam",
+    "concat_reduce",
+    "attention",
+)
+
+
+def check_fusion_point_net(
+    fusion: str, width: int, reduction: int, num_heads: int, size: int, pool: bool
+) -> None:
+    """FusionPointNet's arguments, refused with advice (the same in both halves)."""
+    if fusion not in FUSION_POINTS:
+        raise ValueError(
+            f"FusionPointNet fusion must be one of {FUSION_POINTS}; got {fusion!r}."
+        )
+    if width < 1:
+        raise ValueError(f"FusionPointNet needs width >= 1; got width={width}.")
+    if fusion in ("se", "cbam") and (2 * width) % reduction:
+        raise ValueError(
+            f"FusionPointNet fusion={fusion!r} needs 2 * width divisible by "
+            f"reduction (it gates the 2 * width concatenated channels); got "
+            f"width={width}, reduction={reduction}."
+        )
+    if fusion == "attention" and width % num_heads:
+        raise ValueError(
+            f"FusionPointNet width={width} must be divisible by num_heads="
+            f"{num_heads} (the attention fusion splits it into heads)."
+        )
+    if size < 2 or (pool and size % 2):
+        raise ValueError(
+            f"FusionPointNet needs size >= 2, even when pool=True (the stem halves "
+            f"it); got size={size}, pool={pool}."
+        )
+
+
+class FusionPointNet(keras.Model):
+    """One backbone whose two branches meet at one fusion point, seven ways.
+
+    x: (N, size, size, C_in) -> logits (N, num_classes). w = width, H = W = size
+    (size / 2 with pool=True).
+    stem: s = ReLU(conv3x3(x)), C_in -> w, then a 2x2 max pool if pool;
+    local = ReLU(conv3x3(s)) and context = ReLU(conv3x3, dilation 2 (s)), w -> w each
+    (the same 9 w^2 + w parameters; the context branch sees 5x5 pixels of s);
+    fusion of [local, context], f with C_f channels:
+    "concat": concat (C_f = 2w); "add": local + context (w); "multiply": local *
+    context (w); "se": SqueezeExcitation(2w, reduction)(concat) (2w); "cbam": CBAM(2w,
+    reduction)(concat) (2w); "concat_reduce": ConcatReduce([w, w], w)(...) (1x1 conv,
+    BN, ReLU; w); "attention": every local pixel a query of CrossAttention(w, w,
+    num_heads) over the H W context pixels, f = local + attended (w);
+    head: h = ReLU(conv3x3(f)), C_f -> w, logits = Dense(mean_hw(h)), w ->
+    num_classes. The variants share everything but the fusion and the head conv's
+    input width (2w after the concatenating fusions: the confound the chapter names).
+    Taught in the chapter on choosing a fusion method.
+    """
+
+    def __init__(
+        self,
+        fusion: str = "concat",
+        in_channels: int = 1,
+        width: int = 16,
+        num_classes: int = 10,
+        reduction: int = 4,
+        num_heads: int = 2,
+        size: int = 8,
+        pool: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_fusion_point_net(fusion, width, reduction, num_heads, size, pool)
+        self.fusion_mode, self.pool = fusion, bool(pool)
+        w, relu = width, "relu"
+        self.stem = keras.layers.Conv2D(w, 3, padding="same", activation=relu)
+        self.local = keras.layers.Conv2D(w, 3, padding="same", activation=relu)
+        self.context = keras.layers.Conv2D(
+            w, 3, padding="same", dilation_rate=2, activation=relu
+        )
+        self.fuse = self._fusion(fusion, w, num_heads)
+        self.gate = (
+            SqueezeExcitation(2 * w, reduction)
+            if fusion == "se"
+            else CBAM(2 * w, reduction)
+            if fusion == "cbam"
+            else keras.layers.Identity()
+        )
+        wide = fusion in ("concat", "se", "cbam")
+        self.head = keras.layers.Conv2D(w, 3, padding="same", activation=relu)
+        self.classifier = keras.layers.Dense(num_classes)
+        # Build now: the weights exist (count_params, fusion_lib.port) before a call.
+        self.stem.build((None, None, None, in_channels))
+        self.local.build((None, None, None, w))
+        self.context.build((None, None, None, w))
+        self.head.build((None, None, None, 2 * w if wide else w))
+        self.classifier.build((None, w))
+
+    @staticmethod
+    def _fusion(fusion: str, w: int, num_heads: int):
+        from fusion_lib.tf.gating import ProductFusion
+
+        if fusion in ("concat", "se", "cbam"):
+            return ConcatFusion()
+        if fusion == "concat_reduce":
+            return ConcatReduce([w, w], w)
+        if fusion == "attention":
+            return CrossAttention(w, w, num_heads)
+        return AddFusion() if fusion == "add" else ProductFusion()
+
+    def branches(self, x):
+        """local and context, each (N, H, W, width): the fusion point's inputs."""
+        s = self.stem(x)
+        if self.pool:
+            s = keras.ops.max_pool(s, 2, 2)
+        return [self.local(s), self.context(s)]
+
+    def fused(self, x, training=None):
+        """f, the fusion point's output: (N, H, W, C_f)."""
+        local, context = self.branches(x)
+        if self.fusion_mode in ("concat_reduce", "attention"):
+            if self.fusion_mode == "concat_reduce":
+                return self.fuse([local, context], training=training)
+            shape = keras.ops.shape(local)
+            n, c = shape[0], local.shape[-1]
+            q, kv = (keras.ops.reshape(t, (n, -1, c)) for t in (local, context))
+            return local + keras.ops.reshape(self.fuse(q, kv), shape)
+        return self.gate(self.fuse([local, context]), training=training)
+
+    def call(self, x, training=None):
+        h = self.head(self.fused(x, training=training))
+        return self.classifier(keras.ops.mean(h, axis=(1, 2)))
