@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 # Strict nbval: every stored text output is compared; sanitize.cfg masks versions and timings.
 NBVAL   = $(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg -p no:cacheprovider chapters/
 
-.PHONY: env chromium book book-student student-bundle test test-grading lint unit nbval html-checks stamp run run-all colab clean
+.PHONY: env chromium book book-student student-bundle test test-grading lint unit nbval html-checks stamp run run-all colab pdf site compat compat-colab compat-oldest clean
 
 env: $(VENV)/.installed _vendor/mathjax/VERSION
 
@@ -40,8 +40,9 @@ student-bundle: env
 lint: env
 	$(BIN)/ruff check .
 
-# tests/test_grading.py is among them: nbgrader generates and autogrades the introduction.
-unit: env
+# tests/test_grading.py is among them: nbgrader generates and autogrades the introduction;
+# tests/test_publishing.py prints a tiny PDF with chromium.
+unit: env chromium
 	$(BIN)/pytest -q -p no:cacheprovider tests/ --ignore=tests/test_book_html.py
 
 # Slower (a few minutes per chapter): nbgrader generates and autogrades every chapter.
@@ -78,6 +79,33 @@ run-all: env
 # The Colab edition (colab/, opened by the book's Colab button): regenerated from the chapters.
 colab: env
 	$(BIN)/python tools/colab.py
+
+# The whole book as one PDF, _build/pdf/feature-fusion.pdf (tools/pdf.py): the pages of the
+# HTML book joined in _toc.yml's order and printed by Chromium once MathJax has typeset them.
+pdf: book chromium
+	$(BIN)/python tools/pdf.py --html _build/html --out _build/pdf/feature-fusion.pdf
+
+# The static site .github/workflows/publish.yml deploys: the book at /, the student edition
+# at /student/, the PDF at /feature-fusion.pdf.
+site: book book-student pdf
+	rm -rf _build/site && mkdir -p _build/site
+	cp -r _build/html/. _build/site/
+	cp -r _build/student/_build/html _build/site/student
+	cp _build/pdf/feature-fusion.pdf _build/site/
+	touch _build/site/.nojekyll
+
+# Compatibility (tools/compat.py; weekly in .github/workflows/compat.yml). compat-colab:
+# Colab's versions (requirements-colab.txt, Python 3.13, in _build/venv-colab): library tests
+# and every chapter under nbval. compat-oldest: the lower bounds of pyproject.toml
+# (requirements-oldest.txt, Python 3.11, in _build/venv-oldest): library tests. Each downloads
+# about 4 GB the first time (PyPI's Linux torch brings its CUDA libraries, as on Colab).
+compat: compat-colab compat-oldest
+
+compat-colab:
+	$(PYTHON) tools/compat.py colab
+
+compat-oldest:
+	$(PYTHON) tools/compat.py oldest
 
 clean:
 	rm -rf _build
