@@ -8,8 +8,7 @@ and a plot, and optionally flag regressions against saved results.
     python -m fusion_lib.bench --compare OLD.json NEW.json   # two saved runs
     python -m fusion_lib.bench --suite attention --quick     # a topic benchmark
 
-What is measured and how: see fusion_lib/bench/operators.py. Taught in the appendix
-on performance.
+What is measured and how: see fusion_lib/bench/operators.py.
 """
 
 from __future__ import annotations

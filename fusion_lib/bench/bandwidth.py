@@ -35,7 +35,7 @@ per-round median, the round least disturbed by other jobs on a shared machine, a
 minor page faults per call (`ru_minflt`), which show where a fresh output is mapped
 anew. All runs in one process with the allocator settings a reader gets.
 
-Taught in the appendix on the performance of fusion operators.
+Written for an appendix on the performance of fusion operators, not yet in the book.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ Per (framework, operator, size), forward only in inference mode (torch: `eval()`
   where one is defined; "flops_source" says which. "flops_analytic" is that
   closed-form count wherever the case defines one, a cross-check of the counter.
 
-Taught in the appendix on performance.
+How to run it: the README's section "Benchmarks".
 """
 
 from __future__ import annotations

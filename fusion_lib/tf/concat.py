@@ -33,7 +33,7 @@ class ConcatFusion(FusionLayer):
     buffer that keeps the latest result across calls (e.g. state read by other code
     or a tf.function); the speed torch's out= buys comes in TensorFlow from XLA
     (tf.function(jit_compile=True)), which plans its buffers itself.
-    Taught in the chapter on concatenation and in the appendix on performance.
+    Taught in the chapter on concatenation.
     """
 
     def check_inputs(self, xs) -> None:

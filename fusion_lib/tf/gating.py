@@ -29,8 +29,7 @@ class ProductFusion(FusionLayer):
     buffer that keeps the latest result across calls (e.g. state read by other code
     or a tf.function); the speed torch's out= buys comes in TensorFlow from XLA
     (tf.function(jit_compile=True)), which plans its buffers itself.
-    Taught in the chapter on multiplicative fusion and gating and in the appendix on
-    performance.
+    Taught in the chapter on multiplicative fusion and gating.
     """
 
     def check_inputs(self, xs) -> None:

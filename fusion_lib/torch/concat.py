@@ -31,7 +31,7 @@ class ConcatFusion(nn.Module):
     no fresh result is allocated. out may not be an input. Autograd cannot record a
     write into a buffer: with an input that requires grad, out= raises (use it under
     torch.no_grad()).
-    Taught in the chapter on concatenation and in the appendix on performance.
+    Taught in the chapter on concatenation.
     """
 
     def check_inputs(self, xs) -> None:

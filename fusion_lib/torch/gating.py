@@ -27,8 +27,7 @@ class ProductFusion(nn.Module):
     every further input) and out is returned, so no fresh result is allocated. out
     may be the first input (in place). Autograd cannot record a write into a buffer:
     with an input that requires grad, out= raises (use it under torch.no_grad()).
-    Taught in the chapter on multiplicative fusion and gating and in the appendix on
-    performance.
+    Taught in the chapter on multiplicative fusion and gating.
     """
 
     def check_inputs(self, xs) -> None:
