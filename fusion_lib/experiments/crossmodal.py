@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from fusion_lib.data import (
@@ -102,7 +104,13 @@ def answer_table_fit(features: str = "additive") -> dict:
         X = (q_hot[:, :, None] * d_hot[:, None, :]).reshape(len(q_idx), -1)
     y = truth_table().ravel()
     w = question_weights().ravel()
-    right = LogisticRegression(C=1e4, max_iter=10_000).fit(X, y, w).predict(X) == y
+    with warnings.catch_warnings():
+        # scikit-learn 1.6 with SciPy >= 1.16 (Colab's stack) passes lbfgs an option
+        # SciPy no longer knows and warns "Unknown solver options: iprint"; the fit
+        # is unaffected, and the warning would land in the chapter's output
+        warnings.filterwarnings("ignore", message="Unknown solver options")
+        fitted = LogisticRegression(C=1e4, max_iter=10_000).fit(X, y, w)
+    right = fitted.predict(X) == y
     shape = (len(QUESTIONS), 10)
     return _per_family((right * w).reshape(shape).sum(1), w.reshape(shape).sum(1))
 
